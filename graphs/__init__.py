@@ -1,0 +1,1 @@
+"""The composable LangGraph search graph (propose → srm → expand); see the README's layout."""
