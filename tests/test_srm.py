@@ -1,0 +1,119 @@
+"""The SRM scorer on a tiny encoder built from a config, and once on the real embedded MiniLM."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from srm_agent import CheckpointError, SpeculativeRewardModel
+
+STATE = "Initial: the red block is on the blue block. Goal: the blue block is on the red block."
+ACTIONS = ["unstack the red block from on top of the blue block", "pick up the blue block", "put down the red block"]
+
+
+def test_batched_scores_equal_one_by_one_scores(tiny_srm):
+    pairs = [(STATE * (i % 3 + 1), a) for i, a in enumerate(ACTIONS * 3)]
+    batched = tiny_srm.score_pairs(pairs)
+    tiny_srm.batch_size = 1
+    alone = tiny_srm.score_pairs(pairs)
+    assert batched == pytest.approx(alone, abs=1e-5)
+    assert len(set(round(x, 6) for x in batched)) > 1  # the scores depend on the input
+
+
+def test_score_is_aligned_with_actions(tiny_srm):
+    scores = tiny_srm.score(STATE, ACTIONS)
+    assert scores == pytest.approx([tiny_srm.score(STATE, [a])[0] for a in ACTIONS], abs=1e-5)
+
+
+def test_long_state_keeps_its_end_and_warns_once(tiny_srm, caplog):
+    tail = " Steps so far: pick up the red block."
+    long_state = "filler words " * 400 + tail
+    with caplog.at_level(logging.WARNING, logger="srm_agent.srm"):
+        long_score = tiny_srm.score(long_state, ["stack the red block"])[0]
+        tiny_srm.score(long_state, ["stack the red block"])
+    assert sum("cut from the start" in r.message for r in caplog.records) == 1
+    # The kept window is the last tokens of the state: the same as scoring just that window.
+    window = tiny_srm.max_length - 3 - len(tiny_srm.tokenizer("stack the red block", add_special_tokens=False)
+                                           ["input_ids"])
+    ids = tiny_srm.tokenizer(long_state, add_special_tokens=False)["input_ids"][-window:]
+    kept = tiny_srm.tokenizer.decode(ids)
+    assert long_score == pytest.approx(tiny_srm.score(kept, ["stack the red block"])[0], abs=1e-5)
+
+
+def test_huge_action_is_cut_and_still_scored(tiny_srm, caplog):
+    with caplog.at_level(logging.WARNING, logger="srm_agent.srm"):
+        scores = tiny_srm.score(STATE, ["stack " * 5000])
+    assert len(scores) == 1 and scores[0] == scores[0]
+    assert any("action of" in r.message for r in caplog.records)
+
+
+def test_save_and_reload_gives_the_same_scores_and_fingerprint(tiny_srm, tiny_srm_dir):
+    again = SpeculativeRewardModel.from_pretrained(tiny_srm_dir, device="cpu")
+    assert again.head_trained
+    assert again.score(STATE, ACTIONS) == pytest.approx(tiny_srm.score(STATE, ACTIONS), abs=1e-6)
+    assert again.fingerprint == tiny_srm.fingerprint
+    assert sorted(p.name for p in tiny_srm_dir.iterdir() if p.suffix == ".safetensors") == ["model.safetensors"]
+    assert not list(tiny_srm_dir.parent.glob(".tiny-srm.*"))  # no temp folder left behind
+
+
+def test_fingerprint_changes_with_the_weights(tiny_srm):
+    before = tiny_srm.fingerprint
+    with torch.no_grad():
+        tiny_srm.model.classifier.bias.add_(0.5)
+    assert tiny_srm.fingerprint == before  # cached until refreshed
+    assert tiny_srm.refresh_fingerprint() != before
+
+
+def test_not_a_checkpoint_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        SpeculativeRewardModel.from_pretrained(tmp_path / "missing")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(CheckpointError, match="not a directory"):
+        SpeculativeRewardModel.from_pretrained(tmp_path / "file.txt")
+    with pytest.raises(CheckpointError, match="no config.json") as info:
+        SpeculativeRewardModel.from_pretrained(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_pickle_weights_are_refused(tmp_path, tiny_srm_dir):
+    (tmp_path / "config.json").write_text((tiny_srm_dir / "config.json").read_text())
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(CheckpointError, match="safetensors only"):
+        SpeculativeRewardModel.from_pretrained(tmp_path)
+
+
+def test_a_multi_output_classifier_is_refused(tiny_srm_dir):
+    config = json.loads((tiny_srm_dir / "config.json").read_text())
+    config["id2label"] = {"0": "a", "1": "b", "2": "c"}
+    config["label2id"] = {"a": 0, "b": 1, "c": 2}
+    (tiny_srm_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="3 outputs"):
+        SpeculativeRewardModel.from_pretrained(tiny_srm_dir)
+
+
+def test_weights_of_another_model_are_refused(tiny_srm_dir):
+    save_file({"unrelated": torch.zeros(1)}, tiny_srm_dir / "model.safetensors")
+    with pytest.raises(CheckpointError, match="encoder weights are missing"):
+        SpeculativeRewardModel.from_pretrained(tiny_srm_dir)
+    (tiny_srm_dir / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        SpeculativeRewardModel.from_pretrained(tiny_srm_dir)
+
+
+@pytest.mark.slow
+def test_embedded_minilm_scores_for_real(caplog):
+    from srm_agent import default_srm
+
+    with caplog.at_level(logging.WARNING, logger="srm_agent.srm"):
+        srm = default_srm(device="cpu")
+    assert type(srm.model).__name__ == "BertForSequenceClassification"
+    assert srm.model.config.num_hidden_layers == 6 and srm.max_length == 512
+    assert not srm.head_trained and any("newly initialised" in r.message for r in caplog.records)
+    scores = srm.score(STATE, ACTIONS)
+    assert len(scores) == 3 and len(set(scores)) == 3
+    # The untrained head is seeded: two loads give one fingerprint, so cached scores stay valid.
+    assert default_srm(device="cpu").fingerprint == srm.fingerprint
