@@ -1,0 +1,163 @@
+"""Score caches: SRM logits keyed by ``(srm fingerprint, state, action)``.
+
+Values are plain floats (strings in Redis, never pickle). Every backend reads and writes a whole
+expansion at once, so a node call costs one round trip whatever K is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
+
+
+def score_key(fingerprint: str, state: str, action: str) -> str:
+    """A fixed-length key; the parts are length-prefixed so no two triples collide by concatenation."""
+    h = hashlib.sha256()
+    for part in (fingerprint, state, action):
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
+@runtime_checkable
+class ScoreCache(Protocol):
+    def get_many(self, keys: Sequence[str]) -> list[float | None]:
+        """Values aligned with ``keys``; None for a miss."""
+        ...
+
+    def set_many(self, mapping: Mapping[str, float]) -> None:
+        ...
+
+
+class InMemoryScoreCache:
+    """A thread-safe LRU of at most ``maxsize`` scores, private to the process."""
+
+    def __init__(self, maxsize: int = 100_000) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get_many(self, keys: Sequence[str]) -> list[float | None]:
+        out: list[float | None] = []
+        with self._lock:
+            for key in keys:
+                value = self._data.get(key)
+                if value is not None:
+                    self._data.move_to_end(key)
+                out.append(value)
+        return out
+
+    def set_many(self, mapping: Mapping[str, float]) -> None:
+        with self._lock:
+            for key, value in mapping.items():
+                self._data[key] = float(value)
+                self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+
+class RedisScoreCache:
+    """Scores shared across processes and runs in Redis, under ``namespace:``, with an optional TTL.
+
+    If Redis stops answering, reads and writes go to an in-memory LRU and one warning is logged;
+    after ``retry_after`` seconds the next call tries Redis again.
+    """
+
+    def __init__(self, url: str, namespace: str = "srm", ttl: int | None = None, *, retry_after: float = 30.0,
+                 socket_timeout: float = 2.0, fallback: InMemoryScoreCache | None = None) -> None:
+        import redis
+
+        if ttl is not None and ttl < 1:
+            raise ValueError(f"ttl must be a whole number of seconds >= 1, got {ttl}")
+        self.namespace = namespace
+        self.ttl = ttl
+        self.retry_after = retry_after
+        self.fallback = fallback or InMemoryScoreCache()
+        self._errors = (redis.ConnectionError, redis.TimeoutError)
+        self._client = redis.Redis.from_url(url, socket_timeout=socket_timeout,
+                                            socket_connect_timeout=socket_timeout, decode_responses=True)
+        self._down_since: float | None = None
+
+    @property
+    def client(self):
+        return self._client
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is considered down (between a failure and the next retry)."""
+        return self._down_since is None
+
+    def _redis_key(self, key: str) -> str:
+        return f"{self.namespace}:{key}"
+
+    def _should_try(self) -> bool:
+        return self._down_since is None or time.monotonic() - self._down_since >= self.retry_after
+
+    def _went_down(self, exc: Exception) -> None:
+        if self._down_since is None:
+            log.warning("Redis score cache unavailable (%s); using the in-memory cache and retrying every %.0f s",
+                        exc, self.retry_after)
+        self._down_since = time.monotonic()
+
+    def _came_back(self) -> None:
+        if self._down_since is not None:
+            log.info("Redis score cache reachable again")
+            self._down_since = None
+
+    def get_many(self, keys: Sequence[str]) -> list[float | None]:
+        if not keys:
+            return []
+        if self._should_try():
+            try:
+                raw = self._client.mget([self._redis_key(k) for k in keys])
+            except self._errors as exc:
+                self._went_down(exc)
+            else:
+                self._came_back()
+                return [_parse(v) for v in raw]
+        return self.fallback.get_many(keys)
+
+    def set_many(self, mapping: Mapping[str, float]) -> None:
+        if not mapping:
+            return
+        self.fallback.set_many(mapping)
+        if not self._should_try():
+            return
+        values = {self._redis_key(k): repr(float(v)) for k, v in mapping.items()}
+        try:
+            if self.ttl is None:
+                self._client.mset(values)
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for key, value in values.items():
+                    pipe.set(key, value, ex=self.ttl)
+                pipe.execute()
+        except self._errors as exc:
+            self._went_down(exc)
+        else:
+            self._came_back()
+
+
+def _parse(value: str | None) -> float | None:
+    """A stored score, or None for a miss or anything that is not a finite float."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,204 @@
+"""The SRM as a LangGraph node, a LangChain tool and a CLI, on good and bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, TypedDict
+
+import pytest
+
+from srm_agent import InputError, make_srm_node, make_srm_tool
+from srm_agent.cli import main
+from srm_agent.schemas import MAX_ACTION_CHARS, MAX_STATE_CHARS, ScoreRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = "Initial: the red block is on the blue block. Goal: the blue block is on the red block."
+CANDIDATES = [
+    {"text": "unstack the red block from on top of the blue block", "logprob": -4.0, "num_tokens": 10},
+    {"text": "pick up the blue block", "logprob": -3.0, "num_tokens": 5},
+    {"text": "put down the red block", "logprob": -6.5, "num_tokens": 5},
+]
+REQUEST = {"state": STATE, "candidates": CANDIDATES}
+
+
+class SearchState(TypedDict, total=False):
+    state: str
+    candidates: list[dict[str, Any]]
+    verdict: dict[str, Any]
+
+
+def one_node_graph(node):
+    from langgraph.graph import END, START, StateGraph
+
+    builder = StateGraph(SearchState)
+    builder.add_node("srm", node)
+    builder.add_edge(START, "srm")
+    builder.add_edge("srm", END)
+    return builder.compile()
+
+
+# -- node ---------------------------------------------------------------------------------------
+
+
+def test_node_in_a_graph_writes_the_verdict_and_streams_it(tiny_srm):
+    graph = one_node_graph(make_srm_node(tiny_srm, seed=0))
+    result = graph.invoke({"state": STATE, "candidates": CANDIDATES})
+    verdict = result["verdict"]
+    assert len(verdict["decisions"]) == 3 and verdict["order"]
+    assert verdict["decisions"][0]["srm_logit"] == pytest.approx(tiny_srm.score(STATE, [CANDIDATES[0]["text"]])[0],
+                                                                abs=1e-5)
+    events = list(graph.stream({"state": STATE, "candidates": CANDIDATES}, stream_mode="custom"))
+    assert len(events) == 1 and events[0]["event"] == "srm_verdict"
+    assert events[0]["order"] == verdict["order"]  # same seed, same expansion, same verdict
+
+
+def test_node_seed_makes_stochastic_verdicts_reproducible(tiny_srm):
+    def accepted(seed):
+        node = make_srm_node(tiny_srm, seed=seed)
+        return tuple(d["accepted"] for d in node({"state": STATE, "candidates": CANDIDATES})["verdict"]["decisions"])
+
+    assert accepted(3) == accepted(3)
+    assert len({accepted(s) for s in range(30)}) > 1
+
+
+def test_node_applies_rule_overrides(tiny_srm):
+    node = make_srm_node(tiny_srm, mode="threshold", threshold=0.0, alpha=1.0)
+    verdict = node({"state": STATE, "candidates": CANDIDATES})["verdict"]
+    assert all(d["accepted"] for d in verdict["decisions"])
+    assert verdict["params"]["alpha"] == 1.0
+
+
+def test_node_reports_missing_state_keys_and_bad_rules(tiny_srm):
+    with pytest.raises(KeyError, match="candidates"):
+        make_srm_node(tiny_srm)({"state": STATE})
+    with pytest.raises(InputError, match="alpha"):
+        make_srm_node(tiny_srm, alpha=2.0)
+    with pytest.raises(TypeError, match="unknown rule parameter"):
+        make_srm_node(tiny_srm, temperature=0.8)
+    with pytest.raises(InputError) as info:
+        make_srm_node(tiny_srm)({"state": STATE, "candidates": [{"text": "a", "logprob": float("nan"),
+                                                                  "num_tokens": 1}]})
+    assert info.value.field == "candidates[0].logprob"
+
+
+# -- tool ---------------------------------------------------------------------------------------
+
+
+def test_tool_schema_and_verdict(tiny_srm):
+    tool = make_srm_tool(tiny_srm)
+    assert tool.name == "speculative_reward"
+    assert {"state", "candidates", "alpha"} <= set(tool.args)
+    out = json.loads(tool.invoke({**REQUEST, "alpha": 0.25, "seed": 1}))
+    assert out["params"]["alpha"] == 0.25
+    assert [d["text"] for d in out["decisions"]] == [c["text"] for c in CANDIDATES]
+    assert out == json.loads(tool.invoke({**REQUEST, "alpha": 0.25, "seed": 1}))
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        ({"state": STATE, "candidates": []}, "candidates"),
+        ({"state": STATE, "candidates": [{**CANDIDATES[0], "logprob": float("nan")}]}, "candidates[0].logprob"),
+        ({"state": STATE, "candidates": [{**CANDIDATES[0], "logprob": float("-inf")}]}, "candidates[0].logprob"),
+        ({"state": STATE, "candidates": [{"text": "x", "num_tokens": 2}]}, "candidates[0].logprob"),
+        ({"state": STATE, "candidates": [{**CANDIDATES[0], "logprob": "likely"}]}, "candidates[0].logprob"),
+        ({"state": STATE, "candidates": [{**CANDIDATES[0], "num_tokens": "3"}]}, "candidates[0].num_tokens"),
+        ({"state": STATE, "candidates": [{**CANDIDATES[0], "text": ""}]}, "candidates[0].text"),
+        ({"state": STATE, "candidates": [{**CANDIDATES[0], "text": "x" * (MAX_ACTION_CHARS + 1)}]},
+         "candidates[0].text"),
+        ({"state": "s" * (MAX_STATE_CHARS + 1), "candidates": CANDIDATES}, "state"),
+        ({"state": "   ", "candidates": CANDIDATES}, "state"),
+        ({"state": STATE, "candidates": CANDIDATES, "alpha": 3}, "alpha"),
+    ],
+)
+def test_tool_names_the_bad_field(tiny_srm, request_, field):
+    message = make_srm_tool(tiny_srm).invoke(request_)
+    assert message.startswith("invalid speculative_reward input:")
+    assert f" {field}:" in message
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+
+
+def run_cli(monkeypatch, capsys, argv: list[str], stdin: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    capsys.readouterr()  # drop what the fixtures printed
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_scores_a_request(monkeypatch, capsys, tiny_srm_dir):
+    code, out, err = run_cli(monkeypatch, capsys, ["score", "--srm", str(tiny_srm_dir)], json.dumps(REQUEST))
+    assert code == 0, err
+    verdict = json.loads(out)
+    assert len(verdict["decisions"]) == 3 and isinstance(verdict["fallback"], bool)
+
+
+def test_cli_table_output(monkeypatch, capsys, tiny_srm_dir):
+    code, out, _ = run_cli(monkeypatch, capsys, ["score", "--srm", str(tiny_srm_dir), "--table"],
+                           json.dumps(REQUEST))
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["rank", "ok", "p_llm"]
+    assert len(out.splitlines()) >= 4
+
+
+@pytest.mark.parametrize(
+    ("stdin", "expected"),
+    [
+        ("", "stdin is empty"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        (json.dumps({"state": STATE, "candidates": []}), "candidates:"),
+        ('{"state": "s", "candidates": [{"text": "a", "logprob": NaN, "num_tokens": 1}]}', "candidates[0].logprob:"),
+        (json.dumps({"state": STATE, "candidates": [{"text": "a", "logprob": -1}]}), "candidates[0].num_tokens:"),
+        (json.dumps({"state": STATE, "candidates": [{"text": "a", "logprob": "x", "num_tokens": 1}]}),
+         "candidates[0].logprob:"),
+        (json.dumps({"stat": STATE, "candidates": CANDIDATES}), "stat:"),
+    ],
+)
+def test_cli_bad_requests_get_one_line(monkeypatch, capsys, tiny_srm_dir, stdin, expected):
+    code, out, err = run_cli(monkeypatch, capsys, ["score", "--srm", str(tiny_srm_dir)], stdin)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err
+
+
+def test_cli_names_a_path_that_is_not_a_checkpoint(monkeypatch, capsys, tmp_path):
+    code, out, err = run_cli(monkeypatch, capsys, ["score", "--srm", str(tmp_path)], json.dumps(REQUEST))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and str(tmp_path) in err and "config.json" in err
+
+
+def test_cli_shares_scores_through_redis(monkeypatch, capsys, tiny_srm_dir, redis_url, redis_namespace):
+    argv = ["score", "--srm", str(tiny_srm_dir), "--redis-url", redis_url, "--namespace", redis_namespace]
+    run_cli(monkeypatch, capsys, argv, json.dumps(REQUEST))
+    code, out, _ = run_cli(monkeypatch, capsys, argv, json.dumps(REQUEST))
+    assert code == 0 and all(d["cached"] for d in json.loads(out)["decisions"])
+
+
+def test_cli_propose_output_is_a_valid_score_request(monkeypatch, capsys, tmp_path, tiny_generator):
+    folder = tmp_path / "tiny-lm"
+    tiny_generator.model.save_pretrained(folder)
+    tiny_generator.tokenizer.save_pretrained(folder)
+    ask = {"prompt": "the red block is on top of", "k": 3, "max_new_tokens": 6, "stop": [], "seed": 0}
+    code, out, err = run_cli(monkeypatch, capsys, ["propose", "--generator", str(folder)], json.dumps(ask))
+    assert code == 0, err
+    request = ScoreRequest.model_validate_json(out)
+    assert request.state == ask["prompt"] and 1 <= len(request.candidates) <= 3
+    assert "prompt tokens" in err
+
+
+def test_cli_as_a_process_help_and_errors_without_tracebacks(tmp_path):
+    def run(args, stdin=""):
+        return subprocess.run([sys.executable, "-m", "srm_agent", *args], input=stdin, capture_output=True,
+                              text=True, cwd=ROOT, timeout=120)
+
+    for args in (["--help"], ["score", "--help"], ["propose", "--help"]):
+        done = run(args)
+        assert done.returncode == 0 and "usage:" in done.stdout
+    done = run(["score", "--srm", str(tmp_path / "nope")], json.dumps(REQUEST))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "nope" in done.stderr
