@@ -24,7 +24,7 @@ def rule_params(**overrides: Any) -> dict[str, Any]:
     return params
 
 
-def _emit(event: dict[str, Any]) -> None:
+def emit(event: dict[str, Any]) -> None:
     """Send a custom stream event when running inside a graph; a no-op when called directly."""
     from langgraph.config import get_stream_writer
 
@@ -53,7 +53,7 @@ def make_srm_node(srm: Scorer, cache: ScoreCache | None = None, *, state_key: st
                 raise KeyError(f"the SRM node needs '{key}' in the graph state")
         verdict = verify_candidates(srm, graph_state[state_key], graph_state[candidates_key],
                                     cache=cache, seed=seed, **params).to_dict()
-        _emit({"event": "srm_verdict", **verdict})
+        emit({"event": "srm_verdict", **verdict})
         return {output_key: verdict}
 
     srm_node.__name__ = "srm"

@@ -1,0 +1,80 @@
+"""A small exact domain: reach a target number from a start with "add 1", "add 3" and "double".
+
+It serves the graph's tests and the Studio entry until a real domain is chosen; the optimal
+number of steps is known by breadth-first search, so any strategy's result can be checked.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+ACTIONS = {"add 1": lambda v: v + 1, "add 3": lambda v: v + 3, "double": lambda v: v * 2}
+
+
+@dataclass(frozen=True)
+class ReachNumber:
+    """States are ``{"value", "target", "steps"}``; a state past the target is a dead end."""
+
+    enumerate_actions: bool = True
+    name: str = "reach_number"
+
+    def initial_state(self, problem: Any) -> dict[str, Any]:
+        if not (isinstance(problem, dict) and isinstance(problem.get("start"), int)
+                and isinstance(problem.get("target"), int)):
+            raise ValueError(f"a reach_number problem is {{'start': int, 'target': int}}, got {problem!r}")
+        if problem["start"] > problem["target"]:
+            raise ValueError("start must not exceed target")
+        return {"value": problem["start"], "target": problem["target"], "steps": []}
+
+    def prompt(self, state: dict[str, Any]) -> str:
+        return (f"Reach {state['target']} from {state['value']} using: add 1, add 3, double.\n"
+                f"Steps so far: {', '.join(state['steps']) or 'none'}.\nNext step:")
+
+    def describe(self, state: dict[str, Any]) -> str:
+        return f"value {state['value']}, target {state['target']}; steps: {', '.join(state['steps']) or 'none'}"
+
+    def legal_actions(self, state: dict[str, Any]) -> list[str] | None:
+        return list(ACTIONS) if self.enumerate_actions else None
+
+    def step(self, state: dict[str, Any], action: str) -> dict[str, Any]:
+        name = action.strip().lower().rstrip(".")
+        if name not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        return {"value": ACTIONS[name](state["value"]), "target": state["target"], "steps": [*state["steps"], name]}
+
+    def is_terminal(self, state: dict[str, Any]) -> bool:
+        return state["value"] >= state["target"]
+
+    def is_solved(self, state: dict[str, Any]) -> bool:
+        return state["value"] == state["target"]
+
+    def reward(self, state: dict[str, Any]) -> float:
+        return 1.0 if self.is_solved(state) else 0.0
+
+    def answer(self, state: dict[str, Any]) -> str | None:
+        return ", ".join(state["steps"]) or None
+
+    def self_eval_prompt(self, state: dict[str, Any], action: str) -> str:
+        return f"{self.prompt(state)} {action}\nDoes this step bring the value closer to {state['target']}? Answer:"
+
+
+def shortest_plan(start: int, target: int) -> list[str]:
+    """An optimal plan by breadth-first search (the reference the tests compare with)."""
+    parents: dict[int, tuple[int, str] | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        value = queue.popleft()
+        if value == target:
+            plan = []
+            while parents[value] is not None:
+                value, action = parents[value]  # type: ignore[misc]
+                plan.append(action)
+            return plan[::-1]
+        for action, apply in ACTIONS.items():
+            nxt = apply(value)
+            if nxt <= target and nxt not in parents:
+                parents[nxt] = (value, action)
+                queue.append(nxt)
+    raise ValueError(f"{target} cannot be reached from {start}")

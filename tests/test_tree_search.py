@@ -1,0 +1,236 @@
+"""The search graph on the reach-number task with a tiny generator and an oracle SRM."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypedDict
+
+import pytest
+
+from graphs.toy import ACTIONS, ReachNumber, shortest_plan
+from graphs.tree_search import build_tree_search
+
+PROBLEM = {"start": 1, "target": 11}  # optimal: add 1, add 3, double, add 1 ... 4 steps
+TASK = ReachNumber()
+
+
+class OracleSRM:
+    """Knows the optimal distance: actions on a shortest plan score high, the rest low."""
+
+    fingerprint = "oracle-v1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, state: str, actions: list[str]) -> list[float]:
+        self.calls += 1
+        value, target = map(int, re.match(r"value (\d+), target (\d+)", state).groups())
+        best = len(shortest_plan(value, target))
+        out = []
+        for action in actions:
+            after = ACTIONS[action.strip()](value)
+            out.append(6.0 if after <= target and len(shortest_plan(after, target)) == best - 1 else -6.0)
+        return out
+
+
+def run(graph, problem=PROBLEM, **config):
+    return graph.invoke({"problem": problem}, config or None)
+
+
+def optimal_len(problem=PROBLEM) -> int:
+    return len(shortest_plan(problem["start"], problem["target"]))
+
+
+@pytest.mark.parametrize("strategy", ["bfs", "dfs", "beam", "mcts"])
+def test_each_strategy_solves_with_an_oracle_srm(tiny_generator, strategy):
+    graph = build_tree_search(TASK, tiny_generator, OracleSRM(), strategy=strategy, k=3, max_depth=6,
+                              beam_width=3, mcts_iters=20, mode="threshold")
+    result = run(graph)["result"]
+    assert result["solved"], result
+    steps = result["answer"].split(", ")
+    state = TASK.initial_state(PROBLEM)
+    for step in steps:
+        state = TASK.step(state, step)
+    assert TASK.is_solved(state)
+    assert len(steps) == optimal_len()  # the oracle only accepts optimal steps
+
+
+def test_rejected_candidates_are_never_expanded(tiny_generator):
+    graph = build_tree_search(TASK, tiny_generator, OracleSRM(), strategy="bfs", k=3, max_depth=6,
+                              stop_at_first_solution=False, max_expansions=30)
+    final = run(graph)
+    nodes = final["nodes"]
+    rejected = [n for n in nodes if n["decision"] and not n["decision"]["accepted"]]
+    assert rejected, "the oracle must have rejected something for this test to mean anything"
+    for n in rejected:
+        assert not n["expanded"] and n["task_state"] is None and not n["children"]
+    expanded = [n for n in nodes if n["expanded"]]
+    assert all(n["parent"] is None or nodes[n["id"]]["decision"]["accepted"] for n in expanded)
+
+
+def test_self_eval_costs_are_counted_as_generator_cost(tiny_generator):
+    graph = build_tree_search(TASK, tiny_generator, strategy="bfs", evaluator="self_eval", k=3, max_depth=2,
+                              stop_at_first_solution=False, self_eval_threshold=0.0)
+    before = tiny_generator.usage.calls
+    final = run(graph)
+    usage = final["result"]["usage"]
+    graded = sum(n["decision"]["count"] for n in final["nodes"] if n["decision"])
+    # one score_choices per expansion to propose, plus one per graded candidate
+    assert usage["generator_calls"] == usage["expansions"] + graded
+    assert tiny_generator.usage.calls - before == usage["generator_calls"]
+    assert usage["srm_calls"] == 0 and usage["prompt_tokens"] > 0
+
+
+def test_srm_usage_and_cache_hits_are_counted(tiny_generator):
+    from srm_agent.cache import InMemoryScoreCache
+
+    srm, cache = OracleSRM(), InMemoryScoreCache()
+    graph = build_tree_search(TASK, tiny_generator, srm, strategy="bfs", k=3, max_depth=5, cache=cache)
+    first = run(graph)["result"]["usage"]
+    second = run(graph)["result"]["usage"]
+    assert first["srm_calls"] == srm.calls - second["srm_calls"] > 0
+    assert second["srm_calls"] == 0 and second["cache_hits"] == first["srm_scored"]
+
+
+def test_chain_of_thought_baseline_is_one_path(tiny_generator):
+    graph = build_tree_search(TASK, tiny_generator, strategy="dfs", evaluator="none", k=1, max_depth=4,
+                              stop_at_first_solution=False)
+    final = run(graph)
+    assert all(len(n["children"]) <= 1 for n in final["nodes"])
+    assert final["result"]["usage"]["srm_calls"] == 0
+
+
+def test_results_reproduce_with_a_seed(tiny_generator):
+    def signature(seed):
+        graph = build_tree_search(TASK, tiny_generator, OracleSRM(), strategy="mcts", k=3, max_depth=6, seed=seed,
+                                  mcts_iters=6, stop_at_first_solution=False)
+        final = run(graph)
+        return [(n["parent"], n["action"], n["decision"]["accepted"] if n["decision"] else None)
+                for n in final["nodes"]]
+
+    assert signature(5) == signature(5)
+    assert any(signature(5) != signature(s) for s in (6, 7, 8))
+
+
+def test_a_twelve_step_plan_fits_in_the_recursion_limit(tiny_generator):
+    chain = build_tree_search(TASK, tiny_generator, strategy="dfs", evaluator="none", k=1, max_depth=12,
+                              stop_at_first_solution=False)
+    final = run(chain, {"start": 0, "target": 100_000})  # out of reach in 12 steps: the chain runs to the cap
+    assert len(final["result"]["path"]) == 13 and final["nodes"][final["result"]["path"][-1]]["depth"] == 12
+    searched = build_tree_search(TASK, tiny_generator, OracleSRM(), strategy="mcts", k=3, max_depth=12,
+                                 mcts_iters=12, stop_at_first_solution=False)
+    assert run(searched, {"start": 0, "target": 1000})["result"]["solved"]
+
+
+def test_budget_stops_the_search(tiny_generator):
+    graph = build_tree_search(TASK, tiny_generator, OracleSRM(), strategy="bfs", k=3, max_depth=10,
+                              max_expansions=3, stop_at_first_solution=False, mode="threshold", threshold=0.0)
+    assert run(graph)["result"]["usage"]["expansions"] == 3
+
+
+def test_works_as_a_subgraph_and_inside_a_node(tiny_generator):
+    from langgraph.graph import END, START, StateGraph
+
+    search = build_tree_search(TASK, tiny_generator, OracleSRM(), strategy="beam", k=3, max_depth=6, beam_width=2)
+
+    class App(TypedDict, total=False):
+        problem: Any
+        result: dict[str, Any]
+        summary: str
+
+    def summarise(s: App) -> App:
+        return {"summary": f"solved={s['result']['solved']} plan={s['result']['answer']}"}
+
+    builder = StateGraph(App)
+    builder.add_node("search", search)
+    builder.add_node("summarise", summarise)
+    builder.add_edge(START, "search")
+    builder.add_edge("search", "summarise")
+    builder.add_edge("summarise", END)
+    app = builder.compile()
+    out = app.invoke({"problem": PROBLEM}, {"recursion_limit": 400})
+    assert out["summary"].startswith("solved=True")
+
+    def call_search(s: App) -> App:
+        return {"result": search.invoke({"problem": s["problem"]})["result"]}
+
+    wrapper = StateGraph(App)
+    wrapper.add_node("search", call_search)
+    wrapper.add_edge(START, "search")
+    assert wrapper.compile().invoke({"problem": PROBLEM})["result"]["solved"]
+
+
+def test_a_checkpointed_search_resumes_after_an_interruption(tiny_generator):
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.errors import GraphRecursionError
+
+    kwargs = dict(strategy="bfs", k=3, max_depth=6, stop_at_first_solution=False, max_expansions=8, seed=3)
+    whole = run(build_tree_search(TASK, tiny_generator, OracleSRM(), **kwargs))
+    graph = build_tree_search(TASK, tiny_generator, OracleSRM(), checkpointer=InMemorySaver(), **kwargs)
+    thread = {"configurable": {"thread_id": "search-1"}}
+    with pytest.raises(GraphRecursionError):
+        graph.invoke({"problem": PROBLEM}, {**thread, "recursion_limit": 7})
+    resumed = graph.invoke(None, {**thread, "recursion_limit": 100})
+    assert [n["action"] for n in resumed["nodes"]] == [n["action"] for n in whole["nodes"]]
+    assert resumed["result"]["answer"] == whole["result"]["answer"]
+    fresh = graph.invoke({"problem": {"start": 2, "target": 9}}, {**thread, "recursion_limit": 100})
+    assert fresh["nodes"][0]["task_state"]["value"] == 2 and fresh["result"]["usage"]["expansions"] <= 8
+
+
+def test_decisions_stream_as_custom_events(tiny_generator):
+    graph = build_tree_search(TASK, tiny_generator, OracleSRM(), strategy="bfs", k=3, max_depth=6)
+    events = [e for e in graph.stream({"problem": PROBLEM}, stream_mode="custom")]
+    verdicts = [e for e in events if e["event"] == "srm_verdict"]
+    assert verdicts and all({"sr", "rc", "score", "accepted"} <= set(e["decisions"][0]) for e in verdicts)
+    assert events[-1]["event"] == "done" and events[-1]["solved"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "astar"}, "strategy"),
+        ({"evaluator": "oracle"}, "evaluator"),
+        ({"k": 0}, "k must be"),
+        ({"max_depth": 0}, "max_depth"),
+        ({"beam_width": -1}, "beam_width"),
+        ({"evaluator": "srm", "srm": None}, "needs an srm"),
+    ],
+)
+def test_bad_configuration_is_refused(tiny_generator, kwargs, message):
+    srm = kwargs.pop("srm", OracleSRM())
+    with pytest.raises(ValueError, match=message):
+        build_tree_search(TASK, tiny_generator, srm, **kwargs)
+
+
+def test_a_failing_generator_is_a_recorded_failure(tiny_generator):
+    class Broken:
+        usage = tiny_generator.usage
+
+        def propose(self, *args, **kwargs):
+            raise RuntimeError("out of memory")
+
+        score_choices = propose
+
+    final = run(build_tree_search(TASK, Broken(), OracleSRM()))
+    assert final["done"] and not final["result"]["solved"]
+    assert "out of memory" in final["result"]["failure"]
+
+
+def test_no_candidates_and_bad_problems_end_cleanly(tiny_generator):
+    class NoActions(ReachNumber):
+        def legal_actions(self, state):
+            return []
+
+    final = run(build_tree_search(NoActions(), tiny_generator, OracleSRM(), strategy="dfs"))
+    assert final["done"] and not final["result"]["solved"] and final["result"]["usage"]["expansions"] == 1
+    bad = run(build_tree_search(TASK, tiny_generator, OracleSRM()), {"start": "one"})
+    assert "bad problem" in bad["result"]["failure"]
+
+
+def test_free_text_proposals_are_sampled_and_invalid_steps_counted(tiny_generator):
+    graph = build_tree_search(ReachNumber(enumerate_actions=False), tiny_generator, OracleSRM(), k=3, max_depth=2,
+                              evaluator="none", max_new_tokens=4)
+    final = run(graph)
+    children = [n for n in final["nodes"] if n["parent"] is not None]
+    assert children and all(n["invalid"] for n in children if n["decision"]["accepted"])
+    assert final["result"]["usage"]["generated_tokens"] > 0
