@@ -7,7 +7,9 @@ generator's own belief with the SRM's, not the sampler's.
 
 from __future__ import annotations
 
+import copy
 import inspect
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,11 +55,13 @@ class TransformersGenerator:
     """A Hugging Face causal LM as a generator, with token accounting on every call.
 
     ``chat=True`` wraps the prompt as one user turn with the tokenizer's chat template;
-    the default treats it as raw text to continue (few-shot prompts).
+    the default treats it as raw text to continue (few-shot prompts). ``score_choices`` keeps
+    the KV caches of the last ``prefix_cache_size`` prompts and reuses the longest shared prefix;
+    usage still counts every prompt token, as an API would bill them.
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer, *, device: str | torch.device | None = None,
-                 dtype: str | torch.dtype | None = None, chat: bool = False) -> None:
+                 dtype: str | torch.dtype | None = None, chat: bool = False, prefix_cache_size: int = 4) -> None:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
@@ -70,6 +74,8 @@ class TransformersGenerator:
         eos = tokenizer.eos_token_id if eos is None else eos
         self._eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self.prefix_cache_size = prefix_cache_size
+        self._prefix_kv: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, *, gguf_file: str | None = None,
@@ -167,6 +173,30 @@ class TransformersGenerator:
 
     # -- score_choices --------------------------------------------------------------------------
 
+    def _prefill(self, ids: list[int]) -> tuple[torch.Tensor, Any]:
+        """The prompt's last logits and a KV cache of the whole prompt (the caller may modify it).
+
+        Tree search asks about many prompts that share a long few-shot prefix; the KV cache of
+        the longest prefix already computed is reused, so only the new tail is run.
+        """
+        start, cache = 0, None
+        if self._prefix_kv:
+            key = max(self._prefix_kv, key=lambda k: _common_prefix(k, ids))
+            start = min(_common_prefix(key, ids), len(ids) - 1)  # run at least the last token for its logits
+            if start > 0:
+                cache = copy.deepcopy(self._prefix_kv[key])
+                if len(key) > start:
+                    cache.crop(start - len(key))  # a negative count removes that many tokens from the end
+                self._prefix_kv.move_to_end(key)
+        kwargs = {self._cache_kw: cache} if cache is not None else {}
+        out = self.model(input_ids=torch.tensor([ids[start:]], device=self.device), use_cache=True, **kwargs)
+        full = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        if self.prefix_cache_size > 0:
+            self._prefix_kv[tuple(ids)] = copy.deepcopy(full)
+            while len(self._prefix_kv) > self.prefix_cache_size:
+                self._prefix_kv.popitem(last=False)
+        return out.logits[0, -1], full
+
     @torch.inference_mode()
     def score_choices(self, prompt: str, choices: Sequence[str]) -> list[Candidate]:
         """Log-prob of each continuation from one prompt forward whose KV cache all choices share."""
@@ -182,9 +212,8 @@ class TransformersGenerator:
         prompt_ids = self._encode_prompt(prompt, reserve=longest)
         n_prompt = prompt_ids.shape[1]
 
-        prefix = self.model(input_ids=prompt_ids, use_cache=True)
-        first_logp = torch.log_softmax(prefix.logits[0, -1].float(), dim=-1)
-        cache = prefix.cache if getattr(prefix, "cache", None) is not None else prefix.past_key_values
+        last_logits, cache = self._prefill(prompt_ids[0].tolist())
+        first_logp = torch.log_softmax(last_logits.float(), dim=-1)
         cache.batch_repeat_interleave(len(choices))
 
         batch = torch.full((len(choices), longest), self._pad_id, dtype=torch.long, device=self.device)
@@ -228,3 +257,12 @@ def from_langchain(llm: Any, *, device: str | torch.device | None = None) -> Tra
     tokenizer = llm.tokenizer if chat and llm.tokenizer is not None else pipeline.tokenizer
     return TransformersGenerator(pipeline.model, tokenizer, device=device or pipeline.model.device,
                                  dtype=pipeline.model.dtype, chat=chat)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

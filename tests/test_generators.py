@@ -108,6 +108,25 @@ def test_score_choices_runs_the_prompt_once(tiny_generator):
     assert lengths[1][0] == 6 and lengths[1][1] < n_prompt  # the choices alone, on the shared KV cache
 
 
+def test_score_choices_reuses_a_shared_prompt_prefix(tiny_generator):
+    lengths = []
+    hook = tiny_generator.model.register_forward_hook(
+        lambda module, args, kwargs, out: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    few_shot = PROMPT * 6
+    try:
+        tiny_generator.score_choices(few_shot + "\nput down", [" a", " b"])
+        lengths.clear()
+        extended = few_shot + "\nstack the red block"
+        reused = tiny_generator.score_choices(extended, [" on", " the blue block"])
+    finally:
+        hook.remove()
+    n_prompt = len(tiny_generator.tokenizer(extended)["input_ids"])
+    assert lengths[0] < n_prompt // 4  # only the new tail of the prompt ran
+    fresh = TransformersGenerator(tiny_generator.model, tiny_generator.tokenizer, device="cpu", prefix_cache_size=0)
+    expected = fresh.score_choices(extended, [" on", " the blue block"])
+    assert [c.logprob for c in reused] == pytest.approx([c.logprob for c in expected], abs=1e-4)
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
