@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 test: install
+	bash tests/ensure_chromium.sh
 	bash tests/with_redis.sh $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install

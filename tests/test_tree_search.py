@@ -234,3 +234,18 @@ def test_free_text_proposals_are_sampled_and_invalid_steps_counted(tiny_generato
     children = [n for n in final["nodes"] if n["parent"] is not None]
     assert children and all(n["invalid"] for n in children if n["decision"]["accepted"])
     assert final["result"]["usage"]["generated_tokens"] > 0
+
+
+@pytest.mark.parametrize("evaluator", ["srm", "self_eval", "none"])
+def test_each_search_writes_a_trace_the_viewer_renders(tiny_generator, tmp_path, evaluator):
+    from srm_agent.trace import load_trace, render_html
+
+    graph = build_tree_search(TASK, tiny_generator, OracleSRM(), strategy="mcts", evaluator=evaluator, k=3,
+                              max_depth=5, mcts_iters=4, trace_dir=tmp_path)
+    result = run(graph)["result"]
+    trace = load_trace(result["trace_path"])
+    assert trace["path"] == result["path"] and trace["usage"] == result["usage"]
+    rejected = [n for n in trace["nodes"] if n["decision"] and not n["decision"]["accepted"]]
+    assert all(not n["expanded"] for n in rejected)
+    page = render_html(trace)
+    assert page.count("<svg") >= 1 and "add 3" in page
