@@ -1,0 +1,78 @@
+"""Blocksworld as a ``graphs.task.Task``: RAP's few-shot plan prompt, legal actions in English.
+
+A state is JSON: ``{"init", "goal", "facts", "steps"}`` (sorted atom strings, English actions).
+The prompt shows the initial conditions and the steps so far, as RAP's prompts do; ``describe``
+shows the SRM the goal, the current arrangement and the steps so far.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evals.blocksworld.english import action_text, apply_text, facts_text
+from evals.blocksworld.problems import fact_strings, problem_facts
+from evals.blocksworld.prompts import default_pool, load_prompt_pool, plan_prompt, self_eval_prompt
+from evals.blocksworld.world import State, legal_ops, parse_atom
+
+RAP_SHOTS = 4  # RAP samples 4 demonstrations from its pool
+
+
+def _facts(strings: list[str]) -> State:
+    return frozenset(parse_atom(s) for s in strings)
+
+
+class BlocksworldTask:
+    """The search task. ``prompt_pool`` is a RAP pool JSON (None: the built-in pool).
+
+    ``n_shots`` examples are taken from the front of the pool: by default 4 from a pool file and
+    both of the built-in pool's two. ``enumerate_actions=False`` makes the generator write actions
+    as free text, which ``step`` parses and may reject (an invalid step for the search).
+    """
+
+    name = "blocksworld"
+
+    def __init__(self, prompt_pool: str | Path | None = None, n_shots: int | None = None, *,
+                 enumerate_actions: bool = True) -> None:
+        self.pool = default_pool() if prompt_pool is None else load_prompt_pool(prompt_pool)
+        available = len(self.pool["examples"])
+        self.n_shots = min(RAP_SHOTS, available) if n_shots is None else n_shots
+        if not 0 <= self.n_shots <= available:
+            raise ValueError(f"n_shots must be in 0..{available} for this pool, got {n_shots!r}")
+        self.enumerate_actions = enumerate_actions
+
+    def initial_state(self, problem: Any) -> dict[str, Any]:
+        init, goal = problem_facts(problem)
+        return {"init": fact_strings(init), "goal": fact_strings(goal), "facts": fact_strings(init), "steps": []}
+
+    def prompt(self, state: dict[str, Any]) -> str:
+        return plan_prompt(self.pool, self.n_shots, facts_text(_facts(state["init"])),
+                           facts_text(_facts(state["goal"])), state["steps"])
+
+    def describe(self, state: dict[str, Any]) -> str:
+        steps = "".join(f"\n{s}" for s in state["steps"]) or "\n(none)"
+        return (f"My goal is to have that {facts_text(_facts(state['goal']))}.\n"
+                f"Now I have that {facts_text(_facts(state['facts']))}.\nMy plan so far:{steps}")
+
+    def legal_actions(self, state: dict[str, Any]) -> list[str] | None:
+        return [action_text(op) for op in legal_ops(_facts(state["facts"]))] if self.enumerate_actions else None
+
+    def step(self, state: dict[str, Any], action: str) -> dict[str, Any]:
+        op, facts = apply_text(_facts(state["facts"]), action)
+        return {**state, "facts": fact_strings(facts), "steps": [*state["steps"], action_text(op)]}
+
+    def is_solved(self, state: dict[str, Any]) -> bool:
+        return set(state["goal"]) <= set(state["facts"])
+
+    def is_terminal(self, state: dict[str, Any]) -> bool:
+        return self.is_solved(state)
+
+    def reward(self, state: dict[str, Any]) -> float:
+        return 1.0 if self.is_solved(state) else 0.0
+
+    def answer(self, state: dict[str, Any]) -> str | None:
+        return "\n".join(state["steps"]) or None
+
+    def self_eval_prompt(self, state: dict[str, Any], action: str) -> str:
+        return self_eval_prompt(self.pool, facts_text(_facts(state["facts"])), facts_text(_facts(state["goal"])),
+                                action)
