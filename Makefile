@@ -28,9 +28,9 @@ test: install
 test-fast: install
 	bash tests/with_redis.sh $(PY) -m pytest -q -m 'not slow' $(PYTEST_ARGS)
 
-# One Blocksworld step: the embedded generator proposes K candidates with log-probs, the SRM verifies them.
+# The Blocksworld evaluation on a small generated set with the embedded models: the 3E table.
 demo: install
-	$(PY) -m srm_agent propose < srm_agent/samples/blocksworld.json | $(PY) -m srm_agent score --table
+	$(PY) -m evals.run --bench blocksworld
 
 bench: install
 	$(PY) -m evals.throughput

@@ -1,0 +1,129 @@
+"""``python -m evals.run`` end to end with tiny models: every method, resume, the 3E outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evals.run import METHODS, main, table
+from tests.conftest import SHARED, make_tiny_lm
+
+
+@pytest.fixture()
+def tiny_models(tmp_path, tiny_lm_tokenizer, tiny_srm) -> list[str]:
+    """A tiny causal LM (long enough for a few-shot prompt) and a tiny SRM, saved as checkpoints."""
+    lm = tmp_path / "tiny-lm"
+    make_tiny_lm(tiny_lm_tokenizer, max_position_embeddings=4096).save_pretrained(lm)
+    tiny_lm_tokenizer.save_pretrained(lm)
+    srm = tiny_srm.save_pretrained(tmp_path / "tiny-srm")
+    return ["--generator", str(lm), "--srm", str(srm), "--device", "cpu"]
+
+
+SMALL = ["--generate", "2", "--blocks", "3", "--k", "2", "--beam", "2", "--mcts-iters", "2",
+         "--max-expansions", "6"]
+
+
+def without_wall_time(summary: dict) -> dict:
+    return {m: {k: v for k, v in row.items() if k != "wall_s"} for m, row in summary["methods"].items()}
+
+
+def test_every_method_runs_and_writes_the_3e_outputs(tmp_path, tiny_models, capsys):
+    out = tmp_path / "run"
+    code = main(["--bench", "blocksworld", "--methods", ",".join(METHODS), "--out", str(out), "--plot",
+                 *SMALL, *tiny_models])
+    assert code == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * len(METHODS)
+    assert {r["method"] for r in records} == set(METHODS)
+    assert all(Path(r["trace"]).is_file() for r in records)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bench"] == "blocksworld" and summary["config"]["k"] == 2
+    for method, row in summary["methods"].items():
+        assert set(row) == {"n", "solved", "accuracy", "prompt_tokens", "generated_tokens", "generator_calls",
+                            "srm_calls", "cache_hits", "wall_s"}
+        assert row["n"] == 2 and row["generator_calls"] > 0
+        assert (row["srm_calls"] > 0) == method.startswith("srm")
+    assert (out / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "tok ratio" in printed and all(m in printed for m in METHODS)
+
+
+def test_resume_after_an_interruption_gives_the_same_summary(tmp_path, tiny_models):
+    args = ["--bench", "blocksworld", "--methods", "cot,srm-dfs,tot-bfs", *SMALL, *tiny_models]
+    whole = tmp_path / "whole"
+    assert main([*args, "--out", str(whole)]) == 0
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    lines = (whole / "results.jsonl").read_text().splitlines(keepends=True)
+    (cut / "results.jsonl").write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])  # killed mid-write
+    assert main([*args, "--out", str(cut), "--resume"]) == 0
+    records = [json.loads(line) for line in (cut / "results.jsonl").read_text().splitlines()]
+    assert len(records) == len(lines)  # the torn record redone once, nothing duplicated
+    assert len({(r["id"], r["method"]) for r in records}) == len(lines)
+    first, second = (json.loads((d / "summary.json").read_text()) for d in (whole, cut))
+    assert without_wall_time(first) == without_wall_time(second)
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "gsm8k").is_dir(), reason="../shared (GSM8K sample) is absent")
+def test_gsm8k_runs_on_two_real_problems(tmp_path, tiny_models):
+    out = tmp_path / "gsm"
+    code = main(["--bench", "gsm8k", "--data", str(SHARED / "data" / "gsm8k" / "test.jsonl"), "--limit", "2",
+                 "--methods", "cot,srm-bfs", "--k", "2", "--depth", "2", "--max-expansions", "3",
+                 "--out", str(out), *tiny_models])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["n"] for row in summary["methods"].values()] == [2, 2]
+    assert summary["methods"]["cot"]["generated_tokens"] > 0
+
+
+def test_table_ratios_use_the_most_expensive_baseline():
+    rows = {"cot": (10, 0), "tot-bfs": (100, 100), "srm-bfs": (15, 5)}
+    summary = {"methods": {m: {"n": 1, "solved": 0, "accuracy": 0.0, "prompt_tokens": p, "generated_tokens": g,
+                               "generator_calls": 1, "srm_calls": 0, "cache_hits": 0, "wall_s": 0.1}
+                           for m, (p, g) in rows.items()}}
+    lines = table(summary).splitlines()
+    assert "0.100" in next(line for line in lines if line.startswith("srm-bfs"))
+    assert "1.000" in next(line for line in lines if line.startswith("tot-bfs"))
+
+
+def exit_code(argv: list[str]) -> int:
+    """What the command line would exit with (argparse exits itself on bad arguments)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["--bench", "chess"], 2, "invalid choice"),
+        (["--methods", "cot,magic"], 2, "unknown method"),
+        (["--limit", "0"], 2, "must be >= 1"),
+        (["--data", "/nonexistent/split.json"], 1, "/nonexistent/split.json"),
+        (["--srm", "/nonexistent/srm", "--methods", "srm-bfs"], 1, "/nonexistent/srm"),
+    ],
+)
+def test_bad_input_gets_one_clear_message(tmp_path, capsys, argv, code, message):
+    assert exit_code([*argv, "--out", str(tmp_path / "x"), "--generate", "1", "--blocks", "3"]) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path, tiny_models, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "results.jsonl").write_text('{"id": "keep-me"}\n')
+    assert main(["--out", str(out), *SMALL, *tiny_models]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "results.jsonl").read_text() == '{"id": "keep-me"}\n'
+
+
+def test_resume_refuses_different_settings(tmp_path, tiny_models, capsys):
+    out = tmp_path / "run"
+    assert main(["--methods", "cot", "--out", str(out), *SMALL, *tiny_models]) == 0
+    assert main(["--methods", "cot", "--out", str(out), "--resume", *SMALL, "--k", "3", *tiny_models]) == 2
+    err = capsys.readouterr().err
+    assert "different settings" in err and err.rstrip().endswith(": k")
