@@ -1,0 +1,145 @@
+"""Blocksworld process labels for the SRM: weak ones that need no planner, exact ones for an oracle.
+
+- ``weak`` (stage 1, the cheap and noisy kind the paper relies on): an action that makes an
+  unmet goal fact true is good (1), one that breaks a met goal fact is bad (0), the rest are
+  neutral (0.5, like PRM800K's 0 rating).
+- ``exact`` (privileged: only for the oracle-labelled upper bound): 1 if the action lowers the
+  optimal distance to the goal (breadth-first search, up to ~6 blocks), else 0.
+
+States are visited by seeded random legal walks from each training problem and rendered with
+``BlocksworldTask.describe``, exactly as the search graph shows them to the SRM. Training
+problems are generated, and any problem equal to an excluded one up to renaming of blocks
+(``canonical_key``) is dropped, so evaluation instances never leak into training.
+
+``python -m trainer.blocksworld_labels --problems 200 --out bw_labels.jsonl`` writes step
+records (``{context, step, label, group, source}``) that ``trainer.train_srm --data`` reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from evals.blocksworld import BlocksworldTask, canonical_key, generate_problems, load_split
+from evals.blocksworld.english import action_text
+from evals.blocksworld.problems import problem_facts
+from evals.blocksworld.world import Op, State, apply, legal_ops, parse_atom, solve
+
+LABELLERS = ("weak", "exact")
+
+
+def weak_label(facts: State, op: Op, goal: State) -> float:
+    """1 if ``op`` makes an unmet goal fact true, 0 if it breaks a met one, else 0.5."""
+    after = apply(facts, op)
+    if any(g in after and g not in facts for g in goal):
+        return 1.0
+    if any(g in facts and g not in after for g in goal):
+        return 0.0
+    return 0.5
+
+
+@lru_cache(maxsize=200_000)
+def _distance(facts: State, goal: State) -> int:
+    plan = solve(facts, goal)
+    if plan is None:
+        raise ValueError("the goal is unreachable from this state")
+    return len(plan)
+
+
+def exact_label(facts: State, op: Op, goal: State) -> float:
+    """1 if ``op`` lowers the optimal distance to the goal, else 0 (the planner's privileged view)."""
+    return 1.0 if _distance(apply(facts, op), goal) < _distance(facts, goal) else 0.0
+
+
+def excluded_keys(split_files: Iterable[str | Path]) -> set[str]:
+    """Canonical keys of every problem in the given RAP split files (the evaluation instances)."""
+    return {canonical_key(p) for path in split_files for p in load_split(path)}
+
+
+def training_problems(n: int, blocks: tuple[int, int], seed: int, exclude: set[str]) -> list[dict[str, Any]]:
+    """``n`` generated problems none of which equals an excluded one up to renaming of blocks."""
+    kept: dict[str, dict[str, Any]] = {}
+    for batch_seed in range(seed, seed + 20):
+        for p in generate_problems(4 * n, blocks=blocks, seed=batch_seed):
+            if len(kept) < n and canonical_key(p) not in exclude:
+                kept.setdefault(p["id"], p)
+        if len(kept) == n:
+            return list(kept.values())
+    raise ValueError(f"cannot find {n} problems with {blocks[0]}-{blocks[1]} blocks outside the excluded set")
+
+
+def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak", walks: int = 4,
+                  walk_length: int = 6, seed: int = 0, progress: bool = True) -> list[dict[str, Any]]:
+    """Step records for every legal action in the states of random walks from each problem."""
+    if labeller not in LABELLERS:
+        raise ValueError(f"labeller must be one of {', '.join(LABELLERS)}, got {labeller!r}")
+    label = weak_label if labeller == "weak" else exact_label
+    task = BlocksworldTask()
+    rng = random.Random(seed)
+    records: list[dict[str, Any]] = []
+    for problem in tqdm(problems, desc=f"{labeller} labels", unit="problem", disable=not progress):
+        group = canonical_key(problem)
+        _, goal = problem_facts(problem)
+        seen: set[State] = set()
+        for _ in range(walks):
+            state = task.initial_state(problem)
+            for _ in range(walk_length):
+                facts: State = frozenset(parse_atom(s) for s in state["facts"])
+                if goal <= facts:
+                    break
+                ops = legal_ops(facts)
+                if facts not in seen:
+                    seen.add(facts)
+                    context = task.describe(state)
+                    records.extend({"context": context, "step": action_text(op), "label": label(facts, op, goal),
+                                    "group": group, "source": f"blocksworld-{labeller}"} for op in ops)
+                state = task.step(state, action_text(rng.choice(ops)))
+    return records
+
+
+def _block_range(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    return int(lo), int(hi or lo)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.blocksworld_labels", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problems", type=int, default=200, help="generated training problems")
+    parser.add_argument("--blocks", type=_block_range, default=(4, 6), help="N or N-M blocks")
+    parser.add_argument("--labeller", choices=LABELLERS, default="weak")
+    parser.add_argument("--walks", type=int, default=4, help="random walks per problem")
+    parser.add_argument("--walk-length", type=int, default=6)
+    parser.add_argument("--exclude", action="append", default=[], metavar="SPLIT_JSON",
+                        help="RAP split files whose problems must not be trained on (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="step-record JSONL to write")
+    args = parser.parse_args(argv)
+    try:
+        problems = training_problems(args.problems, args.blocks, args.seed, excluded_keys(args.exclude))
+        records = label_records(problems, labeller=args.labeller, walks=args.walks, walk_length=args.walk_length,
+                                seed=args.seed)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    tmp.replace(out)
+    counts = {v: sum(r["label"] == v for r in records) for v in (0.0, 0.5, 1.0)}
+    print(f"{len(records)} step records from {len(problems)} problems (labels 0/0.5/1: {counts[0.0]}/"
+          f"{counts[0.5]}/{counts[1.0]}) -> {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
