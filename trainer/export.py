@@ -1,0 +1,112 @@
+"""The finished checkpoint: an SRM folder with a model card and its training metrics, whole or absent.
+
+Everything is written into a hidden temporary folder beside ``out`` and renamed into place at the
+end, so a run killed at any moment leaves either no ``out`` or a complete one (a stale temporary
+folder, ``.<name>.*``, is safe to delete).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from srm_agent.devices import resolve_dtype
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing checkpoint unless asked (before hours of training, not after)."""
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it, or choose another --out")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def model_card(info: dict[str, Any]) -> str:
+    """A README.md for the checkpoint: what it was trained from, on what, how, and how well."""
+    lines = [f"# {info['title']}", "", info.get("summary", ""), "",
+             "Load it with `SpeculativeRewardModel.from_pretrained(PATH)` or pass `--srm PATH`.", "",
+             "| | |", "| --- | --- |",
+             f"| base model | `{info['base']}` |",
+             f"| objective | {info['objective']} |",
+             f"| optimizer steps | {info['steps']} ({info['epochs_run']} epochs"
+             f"{', stopped early' if info['stopped_early'] else ''}) |",
+             f"| trained | {info['date']}, {info['wall_s']:.0f} s |", ""]
+    lines += ["## Data", "", "| file | format | records | unrated | 0s dropped | duplicates merged |",
+              "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for d in info["data"]:
+        lines.append(f"| `{d['path']}` | {d['format']} | {d['records']} | {d['unrated']} | {d['zero_dropped']} | "
+                     f"{d['merged_duplicates']} |")
+    split = info["split"]
+    lines += ["", f"Split by problem (seed {split['seed']}, dev fraction {split['dev_fraction']}): "
+                  f"train {split['train_groups']} problems, {split['train_pairs']} pairs and "
+                  f"{split['train_records']} steps used (of {split['train_pairs_available']} and "
+                  f"{split['train_records_available']}); dev {split['dev_groups']} problems, "
+                  f"{split['dev_pairs']} pairs, {split['dev_records']} steps.", ""]
+    lines += ["## Settings", "", "| setting | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v:g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in info["config"].items()]
+    lines += ["", "## Dev metrics", ""]
+    history = info["history"]
+    if history and any(k.startswith("dev_") for k in history[0]):
+        lines += ["| epoch | step | train loss | dev loss | dev pairwise acc | dev AUROC |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for row in history:
+            cells = [row["epoch"], row["step"], row["train_loss"], row.get("dev_loss"), row.get("dev_pair_acc"),
+                     row.get("dev_auroc")]
+            lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+        best = info.get("best")
+        if best:
+            lines += ["", f"The weights are those of epoch {best['epoch']} (best dev metric)."]
+    else:
+        lines.append("No dev split (dev fraction 0): the weights are those of the last epoch.")
+    for name, text in info.get("sections", {}).items():
+        lines += ["", f"## {name}", "", text]
+    lines += ["", "## Command", "", "```bash", info["command"], "```", ""]
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, str]:
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def export_checkpoint(model: torch.nn.Module, tokenizer, out: Path, *, card: dict[str, Any],
+                      metrics: dict[str, Any], dtype: str = "float32", overwrite: bool = False) -> Path:
+    """Write the SRM (safetensors), ``README.md`` and ``training_metrics.json`` to ``out`` atomically."""
+    from srm_agent.srm import SpeculativeRewardModel
+
+    out = Path(out)
+    check_out_dir(out, overwrite)
+    target_dtype = resolve_dtype(dtype, torch.device("cpu"))
+    model = model.to("cpu")
+    if next(model.parameters()).dtype != target_dtype:
+        model = copy.deepcopy(model)  # keep the caller's weights at full precision
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        folder = SpeculativeRewardModel(model, tokenizer, device="cpu", dtype=target_dtype).save_pretrained(
+            staging / "checkpoint")
+        card = {**card, "date": card.get("date") or time.strftime("%Y-%m-%d %H:%M:%S")}
+        (folder / "README.md").write_text(model_card(card))
+        (folder / "training_metrics.json").write_text(json.dumps({**metrics, "environment": environment()},
+                                                                 indent=2))
+        if out.exists():
+            out.rename(staging / "replaced")
+        folder.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
