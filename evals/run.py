@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from srm_agent.errors import SRMAgentError
+from evals.blocksworld import block_range_arg
+from srm_agent.console import quiet_transformers, run_command
 
 # Method → search configuration. "bfs" methods are ToT's breadth-first search: a beam per level.
 METHODS: dict[str, dict[str, Any]] = {
@@ -267,17 +268,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _block_range(text: str) -> tuple[int, int]:
-    lo, _, hi = text.partition("-")
-    try:
-        pair = (int(lo), int(hi or lo))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or N-M, got {text!r}") from None
-    if not 2 <= pair[0] <= pair[1] <= 8:
-        raise argparse.ArgumentTypeError(f"block counts must satisfy 2 <= N <= M <= 8, got {text!r}")
-    return pair
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -288,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blocksworld: a RAP split JSON or a folder of PDDL files (default: generated "
                         "instances); gsm8k: a JSONL file (default: the hub's test split, when online)")
     p.add_argument("--generate", type=_positive, default=4, help="blocksworld without --data: how many instances")
-    p.add_argument("--blocks", type=_block_range, default=(3, 4), help="blocksworld generator: N or N-M blocks")
+    p.add_argument("--blocks", type=block_range_arg, default=(3, 4), help="blocksworld generator: N or N-M blocks")
     p.add_argument("--prompts", default=None, help="blocksworld: a RAP prompt-pool JSON (default: built in)")
     p.add_argument("--train", default=None, help="gsm8k: train JSONL for few-shot examples (default: built in)")
     p.add_argument("--limit", type=_positive, default=None, help="at most this many problems")
@@ -322,24 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out = args.out or f"runs/{args.bench}-{time.strftime('%Y%m%d-%H%M%S')}"
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if not args.debug:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-    try:
-        run(args)
-    except (UsageError, ValueError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, UsageError) else 1
-    except SRMAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished problems are in {args.out}/results.jsonl; continue with --resume "
-              f"--out {args.out}", file=sys.stderr)
-        return 130
-    return 0
+        quiet_transformers()
+    return run_command(lambda: run(args), debug=args.debug, usage_errors=(UsageError, ValueError),
+                       on_interrupt=f"finished problems are in {args.out}/results.jsonl; continue with "
+                                    f"--resume --out {args.out}")
 
 
 if __name__ == "__main__":

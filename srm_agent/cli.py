@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from srm_agent.console import quiet_transformers, run_command
 from srm_agent.errors import SRMAgentError
 from srm_agent.schemas import ProposeRequest, ScoreRequest, describe_validation_error
 
@@ -154,20 +155,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
     if not args.debug:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-    try:
-        args.func(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except SRMAgentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # one line, not a traceback, unless asked
-        if args.debug:
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
-    return 0
+        quiet_transformers()
+    return run_command(lambda: args.func(args), debug=args.debug, usage_errors=(UsageError,))

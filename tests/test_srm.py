@@ -105,15 +105,31 @@ def test_weights_of_another_model_are_refused(tiny_srm_dir):
 
 
 @pytest.mark.slow
-def test_embedded_minilm_scores_for_real(caplog):
-    from srm_agent import default_srm
+def test_embedded_minilm_backbone_scores_for_real(caplog):
+    from srm_agent.embedded import embedded_srm_backbone
 
     with caplog.at_level(logging.WARNING, logger="srm_agent.srm"):
-        srm = default_srm(device="cpu")
+        srm = SpeculativeRewardModel.from_pretrained(embedded_srm_backbone(), device="cpu")
     assert type(srm.model).__name__ == "BertForSequenceClassification"
     assert srm.model.config.num_hidden_layers == 6 and srm.max_length == 512
     assert not srm.head_trained and any("newly initialised" in r.message for r in caplog.records)
     scores = srm.score(STATE, ACTIONS)
     assert len(scores) == 3 and len(set(scores)) == 3
     # The untrained head is seeded: two loads give one fingerprint, so cached scores stay valid.
-    assert default_srm(device="cpu").fingerprint == srm.fingerprint
+    assert SpeculativeRewardModel.from_pretrained(embedded_srm_backbone(), device="cpu").fingerprint == srm.fingerprint
+
+
+@pytest.mark.slow
+def test_default_srm_is_the_shipped_trained_checkpoint():
+    from srm_agent import default_srm
+    from srm_agent.embedded import DEFAULT_CHECKPOINT, shipped_checkpoint
+
+    path = shipped_checkpoint()
+    assert path is not None, f"srm_agent/checkpoints/{DEFAULT_CHECKPOINT} is missing: run python -m trainer.recipes"
+    card = (path / "README.md").read_text()
+    assert "stage 2" in card.lower() or "srm+" in card.lower()
+    srm = default_srm(device="cpu")
+    assert srm.head_trained
+    assert next(srm.model.parameters()).dtype == torch.float32  # fp16 on disk, fp32 for CPU compute
+    scores = srm.score(STATE, ACTIONS)
+    assert len(scores) == 3 and all(s == s for s in scores)

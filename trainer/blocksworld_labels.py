@@ -28,7 +28,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from evals.blocksworld import BlocksworldTask, canonical_key, generate_problems, load_split
+from srm_agent.console import run_command
+
+from evals.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
 from evals.blocksworld.english import action_text
 from evals.blocksworld.problems import problem_facts
 from evals.blocksworld.world import Op, State, apply, legal_ops, parse_atom, solve
@@ -105,16 +107,11 @@ def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak",
     return records
 
 
-def _block_range(text: str) -> tuple[int, int]:
-    lo, _, hi = text.partition("-")
-    return int(lo), int(hi or lo)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.blocksworld_labels", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", type=int, default=200, help="generated training problems")
-    parser.add_argument("--blocks", type=_block_range, default=(4, 6), help="N or N-M blocks")
+    parser.add_argument("--blocks", type=block_range_arg, default=(4, 6), help="N or N-M blocks")
     parser.add_argument("--labeller", choices=LABELLERS, default="weak")
     parser.add_argument("--walks", type=int, default=4, help="random walks per problem")
     parser.add_argument("--walk-length", type=int, default=6)
@@ -123,13 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="step-record JSONL to write")
     args = parser.parse_args(argv)
-    try:
-        problems = training_problems(args.problems, args.blocks, args.seed, excluded_keys(args.exclude))
-        records = label_records(problems, labeller=args.labeller, walks=args.walks, walk_length=args.walk_length,
-                                seed=args.seed)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(lambda: write_labels(args), debug=False, usage_errors=(ValueError, OSError))
+
+
+def write_labels(args: argparse.Namespace) -> None:
+    problems = training_problems(args.problems, args.blocks, args.seed, excluded_keys(args.exclude))
+    records = label_records(problems, labeller=args.labeller, walks=args.walks, walk_length=args.walk_length,
+                            seed=args.seed)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -138,7 +135,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = {v: sum(r["label"] == v for r in records) for v in (0.0, 0.5, 1.0)}
     print(f"{len(records)} step records from {len(problems)} problems (labels 0/0.5/1: {counts[0.0]}/"
           f"{counts[0.5]}/{counts[1.0]}) -> {out}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

@@ -246,32 +246,15 @@ def card_data(stats: Sequence[LoadStats]) -> list[dict[str, Any]]:
 def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, run: Callable[[argparse.Namespace], Any]
             ) -> int:
     """Parse, run, and turn bad input into one ``error: …`` line (tracebacks only with --debug)."""
+    from srm_agent.console import quiet_transformers, run_command
     from srm_agent.errors import SRMAgentError
 
     args = parse(parser, argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
     if not args.debug:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()  # per-file load/save bars; ours stay
-    try:
-        run(args)
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print("error: interrupted; rerun the same command with --resume to continue from the last training "
-              "checkpoint", file=sys.stderr)
-        return 130
-    except (DataError, SRMAgentError, FileExistsError, FileNotFoundError, ValueError) as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # one line, not a traceback, unless asked
-        if args.debug:
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
-    return 0
+        quiet_transformers()
+    return run_command(lambda: run(args), debug=args.debug,
+                       usage_errors=(DataError, SRMAgentError, FileExistsError, FileNotFoundError, ValueError),
+                       on_interrupt="rerun the same command with --resume to continue from the last training "
+                                    "checkpoint")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from evals.blocksworld import block_range_arg
 from trainer.common import HelpFormatter, run_cli
 from trainer.data import DataError
 
@@ -177,17 +178,6 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
 
 # -- command line -------------------------------------------------------------------------------------
 
-def _block_range(text: str) -> tuple[int, int]:
-    lo, _, hi = text.partition("-")
-    try:
-        pair = (int(lo), int(hi or lo))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or N-M, got {text!r}") from None
-    if not 2 <= pair[0] <= pair[1]:
-        raise argparse.ArgumentTypeError(f"block counts must satisfy 2 <= N <= M, got {text!r}")
-    return pair
-
-
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -202,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, default=None,
                    help="training problems: blocksworld, a RAP split JSON or PDDL folder (default: generated); "
                         "gsm8k, a train JSONL (default: the hub's train split, when online)")
-    p.add_argument("--blocks", type=_block_range, default=(3, 5), help="blocksworld generator: N or N-M blocks")
+    p.add_argument("--blocks", type=block_range_arg, default=(3, 5), help="blocksworld generator: N or N-M blocks")
     p.add_argument("--exclude", type=Path, action="append", default=[], metavar="SPLIT",
                    help="evaluation problems to keep out (blocksworld: RAP split JSON or PDDL folder, compared up to "
                         "renaming of blocks; gsm8k: JSONL, compared by question); repeatable")

@@ -149,3 +149,17 @@ def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0) -
     if len(problems) < n:
         raise ValueError(f"made only {len(problems)} distinct problems of {n} with {blocks} blocks")
     return problems
+
+
+def block_range_arg(text: str) -> tuple[int, int]:
+    """``"N"`` or ``"N-M"`` block counts for the generator, as an argparse type."""
+    import argparse
+
+    lo, _, hi = text.partition("-")
+    try:
+        pair = (int(lo), int(hi or lo))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N-M, got {text!r}") from None
+    if not 2 <= pair[0] <= pair[1] <= len(COLOURS):
+        raise argparse.ArgumentTypeError(f"block counts must satisfy 2 <= N <= M <= {len(COLOURS)}, got {text!r}")
+    return pair
