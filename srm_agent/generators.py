@@ -181,8 +181,8 @@ class TransformersGenerator:
         """
         start, cache = 0, None
         if self._prefix_kv:
-            key = max(self._prefix_kv, key=lambda k: _common_prefix(k, ids))
-            start = min(_common_prefix(key, ids), len(ids) - 1)  # run at least the last token for its logits
+            key = max(self._prefix_kv, key=lambda k: common_prefix_length(k, ids))
+            start = min(common_prefix_length(key, ids), len(ids) - 1)  # run at least the last token for its logits
             if start > 0:
                 cache = copy.deepcopy(self._prefix_kv[key])
                 if len(key) > start:
@@ -259,7 +259,8 @@ def from_langchain(llm: Any, *, device: str | torch.device | None = None) -> Tra
                                  dtype=pipeline.model.dtype, chat=chat)
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading items two token sequences share."""
     n = 0
     for x, y in zip(a, b):
         if x != y:

@@ -6,12 +6,13 @@
 2. SRM, stage 1: PRM800K phase-1 step labels mixed with those weak labels, pairwise loss;
 3. RewardTuning data: MCTS with the embedded generator and the stage-1 SRM on other generated
    training problems, terminal reward from the simulator's goal test;
-4. SRM+, stage 2: the stage-1 model fine-tuned on the backed-up Q values (pairwise and
-   regression compared on dev, the better kept).
+4. SRM+, stage 2: the stage-1 model fine-tuned on the backed-up Q values. A few CPU minutes of
+   MCTS with a 135M generator solve few problems, so the Q values give only tens of sibling pairs;
+   the weak Blocksworld labels are mixed in (pairwise loss) so that stage 2 has enough to learn from.
 
 To fit a CPU it cuts: sequences to 128 tokens (Blocksworld states are ~100; PRM800K contexts lose
 their start), stage 1 to a subsample of pairs and one epoch, and RewardTuning to a few 4–5 block
-problems with few MCTS iterations. Every evaluation instance (all RAP/PlanBench splits found) is
+problems with few MCTS iterations; with so few steps it raises the learning rate to 2e-4. Every evaluation instance (all RAP/PlanBench splits found) is
 kept out of training up to renaming of blocks. Both checkpoints are written as fp16 safetensors
 with their model cards under ``--install`` (default ``srm_agent/checkpoints``), where
 ``srm_agent.default_srm()`` finds them.
@@ -75,7 +76,7 @@ def blocksworld(args: argparse.Namespace) -> None:
                                       str(work / "bw_weak.jsonl"), *exclude], blocksworld_labels.main)
     _step("SRM, stage 1", ["trainer.train_srm", "--data", str(prm800k), "--data", str(work / "bw_weak.jsonl"),
                            "--max-length", "128", "--max-pairs", str(args.stage1_pairs), "--epochs", "1",
-                           "--batch-size", "16", "--lr", "3e-5", "--max-dev", "300", "--seed", str(args.seed),
+                           "--batch-size", "16", "--lr", str(args.lr), "--max-dev", "300", "--seed", str(args.seed),
                            "--out", str(stage1),
                            "--overwrite", *fp16], train_srm.main)
     _step("RewardTuning data (MCTS)", ["trainer.reward_tuning", "--bench", "blocksworld", "--problems",
@@ -83,9 +84,10 @@ def blocksworld(args: argparse.Namespace) -> None:
                                        str(args.mcts_iters), "--k", "4", "--srm", str(stage1), "--seed",
                                        str(args.seed + 1), "--out", str(rewards), "--resume", *exclude],
           reward_tuning.main)
-    _step("SRM+, stage 2", ["trainer.train_srm_plus", "--init", str(stage1), "--data", str(rewards), "--compare",
-                            "--epochs", "3", "--max-length", "128", "--lr", "3e-5", "--seed", str(args.seed),
-                            "--out", str(plus), "--overwrite", *fp16], train_srm_plus.main)
+    _step("SRM+, stage 2", ["trainer.train_srm_plus", "--init", str(stage1), "--data", str(rewards), "--data",
+                            str(work / "bw_weak.jsonl"), "--objective", "pairwise", "--epochs", "1", "--max-pairs",
+                            str(args.stage2_pairs), "--max-length", "128", "--lr", str(args.lr), "--seed",
+                            str(args.seed), "--out", str(plus), "--overwrite", *fp16], train_srm_plus.main)
     install = Path(args.install)
     _install(stage1, install / "blocksworld-srm")
     _install(plus, install / "blocksworld-srm-plus")
@@ -109,9 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", default=None, help="intermediate files (default: runs/recipe-<recipe>)")
     parser.add_argument("--install", default=str(INSTALL), help="where the final checkpoints go")
     parser.add_argument("--label-problems", type=int, default=150)
-    parser.add_argument("--stage1-pairs", type=int, default=2400)
+    parser.add_argument("--stage1-pairs", type=int, default=1600)
     parser.add_argument("--mcts-problems", type=int, default=12)
-    parser.add_argument("--mcts-iters", type=int, default=6)
+    parser.add_argument("--stage2-pairs", type=int, default=800)
+    parser.add_argument("--mcts-iters", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-4,
+                        help="learning rate of both stages: far above the paper's 1e-5, which needs many more steps "
+                             "than a CPU budget allows")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.work = args.work or f"runs/recipe-{args.recipe}"
