@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.blocksworld import block_range_arg
-from srm_agent.console import quiet_transformers, run_command
+from srm_agent.console import positive_int, quiet_transformers, run_command
 
 # Method → search configuration. "bfs" methods are ToT's breadth-first search: a beam per level.
 METHODS: dict[str, dict[str, Any]] = {
@@ -261,13 +261,6 @@ def _methods(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -277,18 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None,
                    help="blocksworld: a RAP split JSON or a folder of PDDL files (default: generated "
                         "instances); gsm8k: a JSONL file (default: the hub's test split, when online)")
-    p.add_argument("--generate", type=_positive, default=4, help="blocksworld without --data: how many instances")
+    p.add_argument("--generate", type=positive_int, default=4, help="blocksworld without --data: how many instances")
     p.add_argument("--blocks", type=block_range_arg, default=(3, 4), help="blocksworld generator: N or N-M blocks")
     p.add_argument("--prompts", default=None, help="blocksworld: a RAP prompt-pool JSON (default: built in)")
     p.add_argument("--train", default=None, help="gsm8k: train JSONL for few-shot examples (default: built in)")
-    p.add_argument("--limit", type=_positive, default=None, help="at most this many problems")
+    p.add_argument("--limit", type=positive_int, default=None, help="at most this many problems")
     p.add_argument("--offset", type=int, default=0, help="skip this many problems first")
-    p.add_argument("--k", type=_positive, default=4, help="candidates per expansion (paper: 4)")
-    p.add_argument("--depth", type=_positive, default=None,
+    p.add_argument("--k", type=positive_int, default=4, help="candidates per expansion (paper: 4)")
+    p.add_argument("--depth", type=positive_int, default=None,
                    help="search depth (default: the instance's optimal length for blocksworld, 5 for gsm8k)")
-    p.add_argument("--beam", type=_positive, default=10, help="beam width of the bfs methods (llm-reasoners: 10)")
-    p.add_argument("--mcts-iters", type=_positive, default=10, help="MCTS iterations (llm-reasoners: 10)")
-    p.add_argument("--max-expansions", type=_positive, default=60, help="expansion budget per search")
+    p.add_argument("--beam", type=positive_int, default=10, help="beam width of the bfs methods (llm-reasoners: 10)")
+    p.add_argument("--mcts-iters", type=positive_int, default=10, help="MCTS iterations (llm-reasoners: 10)")
+    p.add_argument("--max-expansions", type=positive_int, default=60, help="expansion budget per search")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (paper: 0.8)")
     p.add_argument("--alpha", type=float, default=0.5, help="SR vs RC weight of the SRM score (paper: 0.5)")
     p.add_argument("--mode", choices=("stochastic", "threshold"), default="stochastic", help="SRM acceptance")

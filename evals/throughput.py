@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from srm_agent.console import positive_int
 from srm_agent.errors import InputError
 from srm_agent.generators import common_prefix_length
 from srm_agent.rule import Candidate
@@ -563,16 +564,6 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m evals.throughput",
@@ -587,14 +578,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto",
                    help="auto (default: CUDA when present, else CPU), cpu, cuda, cuda:1, ...")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
-    p.add_argument("--pairs", type=_positive, default=None,
+    p.add_argument("--pairs", type=positive_int, default=None,
                    help="SRM pairs per timed call (default 128; 32 with --quick)")
-    p.add_argument("--repeats", type=_positive, default=None,
+    p.add_argument("--repeats", type=positive_int, default=None,
                    help="timed repeats of every measurement (default 5, naive generator 3, matmul 7; "
                         "1/1/3 with --quick)")
-    p.add_argument("--prompt-tokens", type=_positive, default=600,
+    p.add_argument("--prompt-tokens", type=positive_int, default=600,
                    help="largest few-shot prompt length in tokens (default: 600)")
-    p.add_argument("--threads", type=_positive, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0, help="seed of the procedural texts (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.blocksworld import block_range_arg
+from srm_agent.console import positive_int
 from trainer.common import HelpFormatter, run_cli
 from trainer.data import DataError
 
@@ -178,17 +179,10 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
 
 # -- command line -------------------------------------------------------------------------------------
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--bench", choices=("blocksworld", "gsm8k"), default="blocksworld")
-    p.add_argument("--problems", type=_positive, default=50, help="how many training problems")
+    p.add_argument("--problems", type=positive_int, default=50, help="how many training problems")
     p.add_argument("--data", type=Path, default=None,
                    help="training problems: blocksworld, a RAP split JSON or PDDL folder (default: generated); "
                         "gsm8k, a train JSONL (default: the hub's train split, when online)")
@@ -201,11 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", default=None, help="causal LM folder or hub id (default: embedded SmolLM2)")
     p.add_argument("--srm", default=None, help="an SRM checkpoint to prune with (default: none, keep all candidates)")
     p.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when available)")
-    p.add_argument("--k", type=_positive, default=4, help="candidates per expansion")
-    p.add_argument("--mcts-iters", type=_positive, default=10, help="MCTS iterations per problem")
-    p.add_argument("--depth", type=_positive, default=None,
+    p.add_argument("--k", type=positive_int, default=4, help="candidates per expansion")
+    p.add_argument("--mcts-iters", type=positive_int, default=10, help="MCTS iterations per problem")
+    p.add_argument("--depth", type=positive_int, default=None,
                    help="search depth (default: the instance's optimal length for blocksworld, 5 for gsm8k)")
-    p.add_argument("--max-expansions", type=_positive, default=60, help="expansion budget per search")
+    p.add_argument("--max-expansions", type=positive_int, default=60, help="expansion budget per search")
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--seed", type=int, default=0, help="seeds problem generation and the search")
     p.add_argument("--out", type=Path, required=True, help="the RewardTuning JSONL to write")
