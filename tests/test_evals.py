@@ -12,8 +12,12 @@ from tests.conftest import SHARED, make_tiny_lm
 
 
 @pytest.fixture()
-def tiny_models(tmp_path, tiny_lm_tokenizer, tiny_srm) -> list[str]:
-    """A tiny causal LM (long enough for a few-shot prompt) and a tiny SRM, saved as checkpoints."""
+def tiny_models(tmp_path, tiny_lm_tokenizer, tiny_srm, monkeypatch) -> list[str]:
+    """A tiny causal LM (long enough for a few-shot prompt) and a tiny SRM, saved as checkpoints.
+
+    REDIS_URL is unset: a score cache shared with earlier runs would turn SRM calls into hits.
+    """
+    monkeypatch.delenv("REDIS_URL", raising=False)
     lm = tmp_path / "tiny-lm"
     make_tiny_lm(tiny_lm_tokenizer, max_position_embeddings=4096).save_pretrained(lm)
     tiny_lm_tokenizer.save_pretrained(lm)
@@ -44,7 +48,7 @@ def test_every_method_runs_and_writes_the_3e_outputs(tmp_path, tiny_models, caps
         assert set(row) == {"n", "solved", "accuracy", "prompt_tokens", "generated_tokens", "generator_calls",
                             "srm_calls", "cache_hits", "wall_s"}
         assert row["n"] == 2 and row["generator_calls"] > 0
-        assert (row["srm_calls"] > 0) == method.startswith("srm")
+        assert (row["srm_calls"] > 0) == method.startswith("srm") and row["cache_hits"] == 0
     assert (out / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "tok ratio" in printed and all(m in printed for m in METHODS)
