@@ -335,8 +335,9 @@ def matmul_peak(sizes: Sequence[int], dtype: torch.dtype, device: torch.device, 
     for n in sizes:
         a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
         out = torch.empty(n, n, device=device, dtype=dtype)
-        one, _ = _timed(lambda: torch.mm(a, b, out=out), device)  # warm-up, and a guess of the cost
-        inner = max(1, min(1000, math.ceil(0.05 / max(one, 1e-6))))  # each sample lasts >= ~50 ms
+        _timed(lambda: torch.mm(a, b, out=out), device)  # warm-up (library and kernel set-up)
+        one, _ = _timed(lambda: torch.mm(a, b, out=out), device)  # a guess of the cost
+        inner = max(1, min(10_000, math.ceil(0.05 / max(one, 1e-6))))  # each sample lasts >= ~50 ms
         progress.step()
 
         def block() -> None:
@@ -695,7 +696,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         out(f"Generator score_choices: {type(generator.model).__name__} ({gen_res['dtype']}), few-shot prompt of "
             f"{gen_res['prompt_tokens']} tokens; median of {gen_repeats} (naive: {naive_repeats})")
         if not gen_res["has_prefix_cache"]:
-            out("  (this generator keeps no prompt KV caches between calls: cold, shared and same cost alike)")
+            out("  (cannot clear the generator's prompt KV caches: 'cold' may be cached)" if hasattr(
+                generator, "prefix_cache_size") else
+                "  (this generator keeps no prompt KV caches between calls: cold, shared and same cost alike)")
 
         def cell(v: dict[str, float]) -> str:
             return f"{1000 * v['median_s']:.0f} [{1000 * v['best_s']:.0f}]"
