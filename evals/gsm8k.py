@@ -176,6 +176,7 @@ class GSM8KTask:
     """
 
     name = "gsm8k"
+    goal_visible = False  # the gold answer only grades the answer a search commits to
 
     def __init__(self, train_path: str | Path | None = None, n_shots: int = 4, max_steps: int = 5,
                  seed: int = 0) -> None:

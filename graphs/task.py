@@ -18,6 +18,11 @@ class Task(Protocol):
     """A searchable domain. ``legal_actions`` returning None means "sample free text actions"."""
 
     name: str
+    goal_visible: bool
+    """Whether ``is_solved`` is a goal test the agent may run while searching (a Blocksworld goal is
+    stated in the problem). False when it grades against a hidden reference (GSM8K's gold answer):
+    the search then treats any terminal state as a candidate answer, never calls ``is_solved`` or
+    ``reward``, and only the answer it picks is graded."""
 
     def initial_state(self, problem: JSON) -> JSON:
         """The root state for ``problem`` (a problem id, text or dict, as the task defines)."""

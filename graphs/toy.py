@@ -19,6 +19,7 @@ class ReachNumber:
 
     enumerate_actions: bool = True
     name: str = "reach_number"
+    goal_visible: bool = True  # the target is part of the problem
 
     def initial_state(self, problem: Any) -> dict[str, Any]:
         if not (isinstance(problem, dict) and isinstance(problem.get("start"), int)

@@ -8,6 +8,11 @@
 - ``expand`` adds the candidates to the tree; only accepted ones are stepped and may be
   expanded later. It stops at ``max_depth``, the expansion budget, or the first solution.
 
+A "solution" is what the search can recognise: a goal state when the task's goal is visible
+(Blocksworld), an answered (terminal) state when it is not (GSM8K, whose gold answer the search
+never reads). Without a visible goal the search answers with its best-scored terminal state
+(geometric mean of the scores along its path), and only that answer is graded.
+
 The graph holds no model details: it talks to a ``Generator`` and a ``Scorer``. Its state is
 JSON, so checkpointers and LangGraph Studio can store and show it.
 """
@@ -133,6 +138,7 @@ def build_tree_search(
     mcts_exploration: float = 1.0,
     max_expansions: int = 100,
     stop_at_first_solution: bool = True,
+    goal_test: bool | None = None,
     temperature: float = 0.8,
     max_new_tokens: int = 48,
     stop: list[str] | None = None,
@@ -148,6 +154,8 @@ def build_tree_search(
     ``evaluator="none"`` with ``k=1`` is the chain-of-thought baseline. ``rule`` passes the
     decision rule's parameters (alpha, tau, mode, threshold, ratio) to the SRM node. With
     ``trace_dir`` every finished search writes a trace JSON there (``result["trace_path"]``).
+    ``goal_test`` (default: ``task.goal_visible``) lets the search call ``is_solved`` and ``reward``;
+    collecting training rollouts turns it on to score them against a reference answer.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -160,6 +168,7 @@ def build_tree_search(
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     stops = ["\n"] if stop is None else stop
+    sees_goal = task.goal_visible if goal_test is None else goal_test
 
     def propose_candidates(task_state: Any, node_id: int) -> list[dict[str, Any]]:
         prompt = task.prompt(task_state)
@@ -207,8 +216,25 @@ def build_tree_search(
             node["value"] = node["value_sum"] / node["visits"]
             node_id = node["parent"]
 
+    def path_value(node: dict[str, Any]) -> float:
+        """The search's own estimate of a state: the geometric mean of the scores along its path."""
+        return math.exp(node["cum_score"] / node["depth"]) if node["depth"] else 1.0
+
     def leaf_reward(node: dict[str, Any]) -> float:
-        return 0.0 if node["invalid"] else float(task.reward(node["task_state"]))
+        if node["invalid"]:
+            return 0.0
+        return float(task.reward(node["task_state"])) if sees_goal else path_value(node)
+
+    def is_solution(node: dict[str, Any]) -> bool:
+        if sees_goal:
+            return node["solved"]
+        return node["terminal"] and node["task_state"] is not None and not node["invalid"]
+
+    def mark(node: dict[str, Any]) -> None:
+        """Fill in what the task says of a node whose ``task_state`` was just set."""
+        node["state"] = task.describe(node["task_state"])
+        node["terminal"] = bool(task.is_terminal(node["task_state"]))
+        node["solved"] = sees_goal and bool(task.is_solved(node["task_state"]))
 
     def mcts_select(s: dict[str, Any]) -> int | None:
         """Descend by UCT to a node to expand; terminal or dead-end leaves are scored and backed up."""
@@ -243,12 +269,10 @@ def build_tree_search(
     def start(s: SearchState) -> dict[str, Any]:
         root = _node(0, None, None, 0, None, 1.0)
         root["task_state"] = task.initial_state(s["problem"])
-        root["state"] = task.describe(root["task_state"])
-        root["terminal"] = bool(task.is_terminal(root["task_state"]))
-        root["solved"] = bool(task.is_solved(root["task_state"]))
+        mark(root)
         return {"nodes": [root], "frontier": [] if root["terminal"] else [0], "next_level": [], "expansions": 0,
                 "mcts": {"iteration": 0, "leaf": None}, "usage": _new_usage(), "started": time.time(),
-                "done": root["solved"] and stop_at_first_solution, "result": {}}
+                "done": is_solution(root) and stop_at_first_solution, "result": {}}
 
     def propose(s: SearchState) -> dict[str, Any]:
         if not s.get("nodes") or s.get("done"):  # a new search (a finished thread starts over)
@@ -324,18 +348,16 @@ def build_tree_search(
             except ValueError as exc:
                 child["invalid"], child["terminal"] = str(exc), True
                 continue
-            child["state"] = task.describe(child["task_state"])
-            child["terminal"] = bool(task.is_terminal(child["task_state"]))
-            child["solved"] = bool(task.is_solved(child["task_state"]))
+            mark(child)
         order = [parent["children"][i] for i in verdict["order"]] if verdict else []
         for child_id in order:
             child = nodes[child_id]
             if not child["terminal"] and not child["invalid"] and child["depth"] < max_depth:
                 accepted_kids.append(child_id)
+        solved = [c for c in order if is_solution(nodes[c])]
         emit({"event": "expand", "node": parent["id"], "children": parent["children"],
-               "accepted": order, "solved": [c for c in order if nodes[c]["solved"]]})
+              "accepted": order, "solved": solved})
 
-        solved = [c for c in order if nodes[c]["solved"]]
         if strategy == "bfs":
             frontier.extend(accepted_kids)
         elif strategy == "dfs":
@@ -345,8 +367,8 @@ def build_tree_search(
             if not frontier:
                 next_level.sort(key=lambda c: (-nodes[c]["cum_score"], c))
                 frontier, next_level = next_level[:beam_width], []
-        elif solved:  # mcts: a solution ends the iteration with the full reward
-            backprop(nodes, solved[0], 1.0)
+        elif solved:  # mcts: a solution ends the iteration with its reward
+            backprop(nodes, solved[0], leaf_reward(nodes[solved[0]]))
             mcts["iteration"] += 1
         elif accepted_kids:  # mcts: simulate by following the best accepted child
             mcts["leaf"] = accepted_kids[0]
@@ -366,11 +388,16 @@ def build_tree_search(
         usage["wall_s"] = round(time.time() - s.get("started", time.time()), 3)
         result: dict[str, Any] = {"solved": False, "answer": None, "path": [], "failure": failure, "usage": usage}
         if nodes:
-            solved = [n for n in nodes if n["solved"]]
+            solutions = [n for n in nodes if is_solution(n)]
             reached = [n for n in nodes if n["task_state"] is not None and not n["invalid"]]
-            best = min(solved, key=lambda n: (n["depth"], n["id"])) if solved else max(
-                reached, key=lambda n: (n["depth"], n["cum_score"], -n["id"]))
-            result.update(solved=bool(solved), answer=task.answer(best["task_state"]), path=_path_to(nodes, best["id"]))
+            if solutions and sees_goal:  # the shortest plan reaching the goal
+                best = min(solutions, key=lambda n: (n["depth"], n["id"]))
+            elif solutions:  # the answer the search trusts most
+                best = max(solutions, key=lambda n: (path_value(n), -n["id"]))
+            else:  # no solution: how far the search got
+                best = max(reached, key=lambda n: (n["depth"], n["cum_score"], -n["id"]))
+            result.update(solved=bool(task.is_solved(best["task_state"])), answer=task.answer(best["task_state"]),
+                          path=_path_to(nodes, best["id"]))
         if trace_dir is not None and nodes:
             result["trace_path"] = str(write_search_trace(task, {**s, "nodes": nodes, "result": result}, trace_dir,
                                                           strategy=strategy, evaluator=evaluator,

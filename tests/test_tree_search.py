@@ -249,3 +249,55 @@ def test_each_search_writes_a_trace_the_viewer_renders(tiny_generator, tmp_path,
     assert all(not n["expanded"] for n in rejected)
     page = render_html(trace)
     assert page.count("<svg") >= 1 and "add 3" in page
+
+
+class HiddenGoal:
+    """Reach-number whose target check plays a hidden reference answer (as GSM8K's gold does)."""
+
+    goal_visible = False
+
+    def __init__(self) -> None:
+        self.inner = ReachNumber()
+        self.graded = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def is_solved(self, state: dict[str, Any]) -> bool:
+        self.graded += 1
+        return self.inner.is_solved(state)
+
+    def reward(self, state: dict[str, Any]) -> float:
+        raise AssertionError("a search must not read the reward of a task whose goal is hidden")
+
+
+@pytest.mark.parametrize("strategy", ["bfs", "dfs", "beam", "mcts"])
+def test_a_hidden_goal_is_only_graded_once_the_search_has_answered(tiny_generator, strategy):
+    task = HiddenGoal()
+    graph = build_tree_search(task, tiny_generator, OracleSRM(), strategy=strategy, k=3, max_depth=6,
+                              beam_width=3, mcts_iters=20, mode="threshold")
+    result = run(graph)["result"]
+    assert task.graded == 1  # the answer it committed to, after the search
+    # the oracle accepts only optimal steps, so the first answered state is the target itself
+    assert result["solved"] and len(result["answer"].split(", ")) == optimal_len()
+
+
+class FlatSRM:
+    """No opinion: every action gets logit 0, so the generator's own preferences decide."""
+
+    fingerprint = "flat-v1"
+
+    def score(self, state: str, actions: list[str]) -> list[float]:
+        return [0.0] * len(actions)
+
+
+def test_without_a_visible_goal_the_best_scored_answer_is_returned(tiny_generator):
+    task = HiddenGoal()
+    graph = build_tree_search(task, tiny_generator, FlatSRM(), strategy="bfs", k=3, max_depth=5,
+                              stop_at_first_solution=False, max_expansions=40, seed=3)
+    final = run(graph)
+    answered = [n for n in final["nodes"] if n["terminal"] and n["task_state"] is not None]
+    assert len({n["task_state"]["value"] for n in answered}) > 1, "needs answers to choose between"
+    best = max(answered, key=lambda n: (n["cum_score"] / n["depth"], -n["id"]))
+    assert final["result"]["answer"] == task.answer(best["task_state"])
+    assert final["result"]["solved"] == task.inner.is_solved(best["task_state"]) and task.graded == 1

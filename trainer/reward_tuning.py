@@ -158,8 +158,9 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
                 continue
             d = depth(problem)
             if d not in graphs:
+                # training rollouts are scored against the reference (goal_test), unlike an evaluation's search
                 graphs[d] = build_tree_search(task, generator, srm, strategy="mcts", evaluator=evaluator, max_depth=d,
-                                              stop_at_first_solution=False, **search)
+                                              stop_at_first_solution=False, goal_test=True, **search)
             final = graphs[d].invoke({"problem": problem})
             result = final.get("result") or {}
             if result.get("failure"):

@@ -31,6 +31,7 @@ class BlocksworldTask:
     """
 
     name = "blocksworld"
+    goal_visible = True  # the goal is stated in the problem; RAP's world model checks it too
 
     def __init__(self, prompt_pool: str | Path | None = None, n_shots: int | None = None, *,
                  enumerate_actions: bool = True) -> None:
