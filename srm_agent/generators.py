@@ -73,7 +73,9 @@ class TransformersGenerator:
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
         eos = tokenizer.eos_token_id if eos is None else eos
         self._eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
-        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        forward_args = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in forward_args else "past_key_values"
+        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_args else {}
         self.prefix_cache_size = prefix_cache_size
         self._prefix_kv: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
@@ -118,7 +120,9 @@ class TransformersGenerator:
                 stop: Sequence[str] | None = None, seed: int | None = None) -> list[Candidate]:
         """Sample ``k`` continuations; each ends at EOS or just before the first ``stop`` string.
 
-        ``temperature=0`` decodes greedily once and returns that candidate ``k`` times.
+        ``temperature=0`` decodes greedily once and returns that candidate ``k`` times. The prompt
+        is read once (reusing the longest cached prefix, as ``score_choices`` does) and its KV
+        cache is shared by the ``k`` samples.
         """
         if k < 1:
             raise InputError("k", f"must be >= 1, got {k}")
@@ -129,10 +133,10 @@ class TransformersGenerator:
         stops = [s for s in (stop or []) if s]
         prompt_ids = self._encode_prompt(prompt, reserve=max_new_tokens)
         sampling = temperature > 0
+        rows = k if sampling else 1
         gen_kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens,
             "do_sample": sampling,
-            "num_return_sequences": k if sampling else 1,
             "output_logits": True,
             "return_dict_in_generate": True,
             "pad_token_id": self._pad_id,
@@ -141,10 +145,15 @@ class TransformersGenerator:
             gen_kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
         if stops:
             gen_kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
+        if prompt_ids.shape[1] > 1:  # generate runs the last prompt token itself, for its logits
+            _, cache = self._prefill(prompt_ids[0, :-1].tolist())
+            cache.batch_repeat_interleave(rows)
+            gen_kwargs[self._cache_kw] = cache
+        batch = prompt_ids.expand(rows, -1)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             if seed is not None:
                 torch.manual_seed(seed)
-            out = self.model.generate(prompt_ids, attention_mask=torch.ones_like(prompt_ids), **gen_kwargs)
+            out = self.model.generate(batch, attention_mask=torch.ones_like(batch), **gen_kwargs)
         new_tokens = out.sequences[:, prompt_ids.shape[1]:]
         raw_logits = torch.stack(out.logits, dim=1).float()  # raw, untempered
         token_logp = torch.log_softmax(raw_logits, dim=-1).gather(-1, new_tokens[..., None]).squeeze(-1)
@@ -189,7 +198,8 @@ class TransformersGenerator:
                     cache.crop(start - len(key))  # a negative count removes that many tokens from the end
                 self._prefix_kv.move_to_end(key)
         kwargs = {self._cache_kw: cache} if cache is not None else {}
-        out = self.model(input_ids=torch.tensor([ids[start:]], device=self.device), use_cache=True, **kwargs)
+        out = self.model(input_ids=torch.tensor([ids[start:]], device=self.device), use_cache=True,
+                         **self._last_logits_only, **kwargs)
         full = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         if self.prefix_cache_size > 0:
             self._prefix_kv[tuple(ids)] = copy.deepcopy(full)

@@ -59,6 +59,27 @@ def test_propose_cuts_at_the_stop_string(tiny_generator):
     assert stopped > 0  # the stop string did occur, so the cut was exercised
 
 
+def test_propose_reads_a_cached_prompt_prefix_once(tiny_generator):
+    """A prompt that extends an earlier one runs only its new tokens, and samples exactly as if cold."""
+    cold = TransformersGenerator(tiny_generator.model, tiny_generator.tokenizer, device="cpu", prefix_cache_size=0)
+    longer = PROMPT + " the blue block.\nput down"
+    tiny_generator.propose(PROMPT, 3, max_new_tokens=6, seed=4)
+    fed: list[int] = []
+    hook = tiny_generator.model.register_forward_pre_hook(
+        lambda module, args, kwargs: fed.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        warm = tiny_generator.propose(longer, 3, max_new_tokens=6, seed=5)
+    finally:
+        hook.remove()
+    ids = tiny_generator.tokenizer(longer)["input_ids"]
+    shared = len(tiny_generator.tokenizer(PROMPT)["input_ids"]) - 1  # the cached prompt minus its last token
+    new = len(ids) - shared
+    assert new < len(ids) // 2 and fed[:2] == [new - 1, 1]  # the tail, then generate's one prompt token
+    for got, want in zip(warm, cold.propose(longer, 3, max_new_tokens=6, seed=5), strict=True):
+        assert (got.text, got.num_tokens) == (want.text, want.num_tokens)
+        assert got.logprob == pytest.approx(want.logprob, abs=1e-4)
+
+
 def test_propose_counts_every_token(tiny_generator):
     proposals = tiny_generator.propose(PROMPT, 3, max_new_tokens=5, seed=2)
     n_prompt = len(tiny_generator.tokenizer(PROMPT)["input_ids"])
