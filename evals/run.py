@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evals.blocksworld import block_range_arg
+from evals.blocksworld import block_range_arg, steps_range_arg
 from srm_agent.console import positive_int, quiet_transformers, run_command
 
 # Method → search configuration. "bfs" methods are ToT's breadth-first search: a beam per level.
@@ -61,7 +61,7 @@ def load_bench(args: argparse.Namespace) -> Bench:
         task = bw.BlocksworldTask(prompt_pool=args.prompts)
         if args.data is None:
             lo, hi = args.blocks
-            problems = bw.generate_problems(args.generate, blocks=(lo, hi), seed=args.seed)
+            problems = bw.generate_problems(args.generate, blocks=(lo, hi), seed=args.seed, steps=args.steps)
         elif Path(args.data).is_dir():
             problems = bw.load_pddl_folder(args.data)
         else:
@@ -272,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "instances); gsm8k: a JSONL file (default: the hub's test split, when online)")
     p.add_argument("--generate", type=positive_int, default=4, help="blocksworld without --data: how many instances")
     p.add_argument("--blocks", type=block_range_arg, default=(3, 4), help="blocksworld generator: N or N-M blocks")
+    p.add_argument("--steps", type=steps_range_arg, default=(2, 4),
+                   help="blocksworld generator: optimal plan length, N or N-M (RAP's splits: 2, 4, ..., 12)")
     p.add_argument("--prompts", default=None, help="blocksworld: a RAP prompt-pool JSON (default: built in)")
     p.add_argument("--train", default=None, help="gsm8k: train JSONL for few-shot examples (default: built in)")
     p.add_argument("--limit", type=positive_int, default=None, help="at most this many problems")

@@ -305,6 +305,17 @@ def test_generator_makes_distinct_solvable_problems_with_optimal_lengths(generat
         generate_problems(1, blocks=(1, 3))
 
 
+def test_generator_keeps_to_the_asked_plan_lengths():
+    short = generate_problems(12, blocks=(3, 4), seed=2, steps=(2, 2))
+    assert {p["optimal_length"] for p in short} == {2}
+    assert all(bfs_distance(p["init"], p["goal"]) == 2 for p in short)
+    assert len({p["id"] for p in short}) == 12
+    with pytest.raises(ValueError, match="steps must be"):
+        generate_problems(1, steps=(3, 2))
+    with pytest.raises(ValueError, match=r"made only \d+ distinct problems .* and \(9, 9\) steps"):
+        generate_problems(3, blocks=(2, 2), steps=(9, 9))
+
+
 @needs_shared
 def test_generated_lengths_agree_with_public_gold_lengths(public_problems):
     gold = {canonical_key(p): p["optimal_length"] for p in public_problems}

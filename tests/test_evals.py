@@ -106,6 +106,7 @@ def exit_code(argv: list[str]) -> int:
         (["--bench", "chess"], 2, "invalid choice"),
         (["--methods", "cot,magic"], 2, "unknown method"),
         (["--limit", "0"], 2, "must be >= 1"),
+        (["--steps", "4-2"], 2, "plan lengths must satisfy"),
         (["--data", "/nonexistent/split.json"], 1, "/nonexistent/split.json"),
         (["--srm", "/nonexistent/srm", "--methods", "srm-bfs"], 1, "/nonexistent/srm"),
     ],

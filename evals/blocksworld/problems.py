@@ -111,8 +111,10 @@ def _random_state(blocks: list[str], rng: random.Random) -> State:
     return frozenset(facts | {("clear", b) for b in blocks if b not in supports})
 
 
-def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0) -> list[dict[str, Any]]:
-    """``n`` distinct random solvable problems with ``blocks[0]..blocks[1]`` blocks (inclusive).
+def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0,
+                      steps: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """``n`` distinct random solvable problems with ``blocks[0]..blocks[1]`` blocks (inclusive),
+    and, with ``steps``, an optimal plan of ``steps[0]..steps[1]`` actions (as RAP splits by steps).
 
     Goals are random non-empty sets of "on" facts of a random target arrangement, not already
     true at the start (as PlanBench's goals). Optimal lengths and gold plans come from
@@ -122,10 +124,12 @@ def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0) -
     low, high = blocks
     if not 2 <= low <= high <= len(COLOURS):
         raise ValueError(f"blocks must be (low, high) with 2 <= low <= high <= {len(COLOURS)}, got {blocks!r}")
+    if steps is not None and not 1 <= steps[0] <= steps[1]:
+        raise ValueError(f"steps must be (low, high) with 1 <= low <= high, got {steps!r}")
     rng = random.Random(seed)
     problems: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for _ in range(1000 + 100 * n):
+    for _ in range((1000 + 100 * n) * (1 if steps is None else 10)):
         if len(problems) == n:
             break
         names = list(COLOURS)[: rng.randint(low, high)]
@@ -143,16 +147,18 @@ def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0) -
         seen.add(key)
         plan = solve(init, goal)
         assert plan is not None, "a goal taken from a possible arrangement is always reachable"
+        if steps is not None and not steps[0] <= len(plan) <= steps[1]:
+            continue
         draft.update(id="gen-" + hashlib.sha256(key.encode()).hexdigest()[:12], optimal_length=len(plan),
                      gold_plan=[action_text(op) for op in plan])
         problems.append(draft)
     if len(problems) < n:
-        raise ValueError(f"made only {len(problems)} distinct problems of {n} with {blocks} blocks")
+        raise ValueError(f"made only {len(problems)} distinct problems of {n} with {blocks} blocks"
+                         + ("" if steps is None else f" and {steps} steps"))
     return problems
 
 
-def block_range_arg(text: str) -> tuple[int, int]:
-    """``"N"`` or ``"N-M"`` block counts for the generator, as an argparse type."""
+def _range_arg(text: str, what: str, low: int, high: int) -> tuple[int, int]:
     import argparse
 
     lo, _, hi = text.partition("-")
@@ -160,6 +166,16 @@ def block_range_arg(text: str) -> tuple[int, int]:
         pair = (int(lo), int(hi or lo))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N or N-M, got {text!r}") from None
-    if not 2 <= pair[0] <= pair[1] <= len(COLOURS):
-        raise argparse.ArgumentTypeError(f"block counts must satisfy 2 <= N <= M <= {len(COLOURS)}, got {text!r}")
+    if not low <= pair[0] <= pair[1] <= high:
+        raise argparse.ArgumentTypeError(f"{what} must satisfy {low} <= N <= M <= {high}, got {text!r}")
     return pair
+
+
+def block_range_arg(text: str) -> tuple[int, int]:
+    """``"N"`` or ``"N-M"`` block counts for the generator, as an argparse type."""
+    return _range_arg(text, "block counts", 2, len(COLOURS))
+
+
+def steps_range_arg(text: str) -> tuple[int, int]:
+    """``"N"`` or ``"N-M"`` optimal plan lengths for the generator, as an argparse type."""
+    return _range_arg(text, "plan lengths", 1, 2 * len(COLOURS))
