@@ -354,9 +354,9 @@ def build_tree_search(
             child = nodes[child_id]
             if not child["terminal"] and not child["invalid"] and child["depth"] < max_depth:
                 accepted_kids.append(child_id)
-        solved = [c for c in order if is_solution(nodes[c])]
         emit({"event": "expand", "node": parent["id"], "children": parent["children"],
-              "accepted": order, "solved": solved})
+              "accepted": order, "solved": [c for c in order if nodes[c]["solved"]]})
+        solved = [c for c in order if is_solution(nodes[c])]
 
         if strategy == "bfs":
             frontier.extend(accepted_kids)
