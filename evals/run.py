@@ -178,11 +178,13 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    points: dict[tuple[int, float], list[str]] = {}  # methods that cost and score the same share a label
     for method, row in summary["methods"].items():
-        tokens = row["prompt_tokens"] + row["generated_tokens"]
-        ax.scatter(max(tokens, 1), row["accuracy"], s=60, marker="o" if method.startswith("srm") else "s")
-        ax.annotate(method, (max(tokens, 1), row["accuracy"]), textcoords="offset points", xytext=(6, 4))
+        points.setdefault((max(row["prompt_tokens"] + row["generated_tokens"], 1), row["accuracy"]), []).append(method)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for (tokens, accuracy), methods in points.items():
+        ax.scatter(tokens, accuracy, s=60, marker="o" if methods[0].startswith("srm") else "s")
+        ax.annotate(", ".join(methods), (tokens, accuracy), textcoords="offset points", xytext=(6, 4))
     ax.set_xscale("log")
     ax.set_xlabel("generator tokens (prompt + generated), log scale")
     ax.set_ylabel("accuracy")
