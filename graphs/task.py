@@ -21,8 +21,8 @@ class Task(Protocol):
     goal_visible: bool
     """Whether ``is_solved`` is a goal test the agent may run while searching (a Blocksworld goal is
     stated in the problem). False when it grades against a hidden reference (GSM8K's gold answer):
-    the search then treats any terminal state as a candidate answer, never calls ``is_solved`` or
-    ``reward``, and only the answer it picks is graded."""
+    the search then takes a terminal state with an ``answer`` as a candidate, never calls
+    ``is_solved`` or ``reward``, and only the answer it picks is graded."""
 
     def initial_state(self, problem: JSON) -> JSON:
         """The root state for ``problem`` (a problem id, text or dict, as the task defines)."""

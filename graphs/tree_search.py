@@ -9,7 +9,7 @@
   expanded later. It stops at ``max_depth``, the expansion budget, or the first solution.
 
 A "solution" is what the search can recognise: a goal state when the task's goal is visible
-(Blocksworld), an answered (terminal) state when it is not (GSM8K, whose gold answer the search
+(Blocksworld), a terminal state with an answer when it is not (GSM8K, whose gold answer the search
 never reads). Without a visible goal the search answers with its best-scored terminal state
 (geometric mean of the scores along its path), and only that answer is graded.
 
@@ -228,7 +228,8 @@ def build_tree_search(
     def is_solution(node: dict[str, Any]) -> bool:
         if sees_goal:
             return node["solved"]
-        return node["terminal"] and node["task_state"] is not None and not node["invalid"]
+        return (node["terminal"] and node["task_state"] is not None and not node["invalid"]
+                and task.answer(node["task_state"]) is not None)
 
     def mark(node: dict[str, Any]) -> None:
         """Fill in what the task says of a node whose ``task_state`` was just set."""

@@ -301,3 +301,19 @@ def test_without_a_visible_goal_the_best_scored_answer_is_returned(tiny_generato
     best = max(answered, key=lambda n: (n["cum_score"] / n["depth"], -n["id"]))
     assert final["result"]["answer"] == task.answer(best["task_state"])
     assert final["result"]["solved"] == task.inner.is_solved(best["task_state"]) and task.graded == 1
+
+
+class OddValuesGiveNoAnswer(HiddenGoal):
+    """As a chain that ends in "The answer is not possible to determine": terminal, but no answer."""
+
+    def answer(self, state: dict[str, Any]) -> str | None:
+        return None if state["value"] % 2 else self.inner.answer(state)
+
+
+def test_a_terminal_state_without_an_answer_does_not_end_the_search(tiny_generator):
+    task = OddValuesGiveNoAnswer()
+    final = run(build_tree_search(task, tiny_generator, FlatSRM(), strategy="bfs", k=3, max_depth=6, seed=1))
+    chosen = final["result"]["path"][-1]
+    skipped = [n for n in final["nodes"][:chosen] if n["terminal"] and n["task_state"] and n["task_state"]["value"] % 2]
+    assert skipped, "the search must have met an unanswered terminal state first for this test to mean anything"
+    assert final["result"]["answer"] is not None and final["nodes"][chosen]["terminal"]
