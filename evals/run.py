@@ -178,18 +178,19 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
-    points: dict[tuple[int, float], list[str]] = {}  # methods that cost and score the same share a label
+    points: dict[tuple[int, float], list[str]] = {}  # methods that cost and score the same share a marker
     for method, row in summary["methods"].items():
         points.setdefault((max(row["prompt_tokens"] + row["generated_tokens"], 1), row["accuracy"]), []).append(method)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for (tokens, accuracy), methods in points.items():
-        ax.scatter(tokens, accuracy, s=60, marker="o" if methods[0].startswith("srm") else "s")
-        ax.annotate(", ".join(methods), (tokens, accuracy), textcoords="offset points", xytext=(6, 4))
+    for (tokens, accuracy), methods in points.items():  # a legend, as close points' labels would overlap
+        ax.scatter(tokens, accuracy, s=60, marker="o" if methods[0].startswith("srm") else "s", label=", ".join(methods))
+    ax.legend(loc="best", fontsize="small")
     ax.set_xscale("log")
     ax.set_xlabel("generator tokens (prompt + generated), log scale")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_title(f"{summary['bench']}: accuracy vs generator cost")
+    sizes = sorted({row["n"] for row in summary["methods"].values()})
+    ax.set_title(f"{summary['bench']}, {'/'.join(map(str, sizes))} problems: accuracy vs generator cost")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
