@@ -35,7 +35,6 @@ from typing import Any
 import torch
 
 from srm_agent.console import positive_int
-from srm_agent.errors import InputError
 from srm_agent.generators import common_prefix_length
 from srm_agent.rule import Candidate
 
@@ -51,14 +50,7 @@ def naive_score_choices(generator, prompt: str, choices: Sequence[str]) -> list[
     ``log_softmax`` of the raw logits over the choice tokens, without any KV-cache sharing or
     padding. It does not touch ``generator.usage``.
     """
-    if len(choices) == 0:
-        raise InputError("choices", "must hold at least one choice")
-    choice_ids = []
-    for i, choice in enumerate(choices):
-        ids = generator.tokenizer(choice, add_special_tokens=False)["input_ids"] if isinstance(choice, str) else []
-        if not ids:
-            raise InputError(f"choices[{i}]", "must be a non-empty string")
-        choice_ids.append(ids)
+    choice_ids = generator._encode_choices(choices)
     prompt_ids = generator._encode_prompt(prompt, reserve=0)
     n_prompt = prompt_ids.shape[1]
     candidates = []

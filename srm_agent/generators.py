@@ -113,6 +113,18 @@ class TransformersGenerator:
                                        f"{self._max_positions} positions")
         return torch.tensor([ids], device=self.device)
 
+    def _encode_choices(self, choices: Sequence[str]) -> list[list[int]]:
+        """Each choice's token ids as it continues a prompt (no special tokens); InputError names a bad one."""
+        if len(choices) == 0:
+            raise InputError("choices", "must hold at least one choice")
+        choice_ids = []
+        for i, choice in enumerate(choices):
+            ids = self.tokenizer(choice, add_special_tokens=False)["input_ids"] if isinstance(choice, str) else []
+            if not ids:
+                raise InputError(f"choices[{i}]", "must be a non-empty string")
+            choice_ids.append(ids)
+        return choice_ids
+
     # -- propose -------------------------------------------------------------------------------
 
     @torch.inference_mode()
@@ -210,14 +222,7 @@ class TransformersGenerator:
     @torch.inference_mode()
     def score_choices(self, prompt: str, choices: Sequence[str]) -> list[Candidate]:
         """Log-prob of each continuation from one prompt forward whose KV cache all choices share."""
-        if len(choices) == 0:
-            raise InputError("choices", "must hold at least one choice")
-        choice_ids = []
-        for i, choice in enumerate(choices):
-            ids = self.tokenizer(choice, add_special_tokens=False)["input_ids"] if isinstance(choice, str) else []
-            if not ids:
-                raise InputError(f"choices[{i}]", "must be a non-empty string")
-            choice_ids.append(ids)
+        choice_ids = self._encode_choices(choices)
         longest = max(len(ids) for ids in choice_ids)
         prompt_ids = self._encode_prompt(prompt, reserve=longest)
         n_prompt = prompt_ids.shape[1]
