@@ -14,12 +14,11 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evals.blocksworld import block_range_arg, steps_range_arg
 from srm_agent.console import positive_int, quiet_transformers, run_command
+from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
 
 # Method → search configuration. "bfs" methods are ToT's breadth-first search: a beam per level.
 METHODS: dict[str, dict[str, Any]] = {
@@ -41,42 +40,21 @@ class UsageError(Exception):
     """Bad arguments or data: one line, exit status 2."""
 
 
-@dataclass
-class Bench:
-    """A task, its problems, and the search depth for each problem."""
-
-    name: str
-    task: Any
-    problems: list[dict[str, Any]]
-    default_depth: int
-
-    def depth(self, problem: dict[str, Any], override: int | None) -> int:
-        return override or problem.get("optimal_length") or self.default_depth
-
-
-def load_bench(args: argparse.Namespace) -> Bench:
-    if args.bench == "blocksworld":
-        from evals import blocksworld as bw
-
-        task = bw.BlocksworldTask(prompt_pool=args.prompts)
-        if args.data is None:
-            lo, hi = args.blocks
-            problems = bw.generate_problems(args.generate, blocks=(lo, hi), seed=args.seed, steps=args.steps)
-        elif Path(args.data).is_dir():
-            problems = bw.load_pddl_folder(args.data)
-        else:
-            problems = bw.load_split(args.data)
-        bench = Bench("blocksworld", task, problems, default_depth=6)
-    else:
-        from evals import gsm8k
-
-        task = gsm8k.GSM8KTask(train_path=args.train, max_steps=args.depth or 5)
-        problems = gsm8k.load_gsm8k(args.data) if args.data else gsm8k.load_gsm8k_hub("test")
-        bench = Bench("gsm8k", task, problems, default_depth=5)
-    bench.problems = bench.problems[args.offset: args.offset + args.limit if args.limit else None]
-    if not bench.problems:
+def load_bench(args: argparse.Namespace) -> tuple[TaskSpec, Any, list[Any]]:
+    """The domain's spec, its task and the problems to run (after --offset and --limit)."""
+    spec = get_spec(args.bench)
+    options = bench_options(args, spec)
+    task = spec.make_task(options)
+    problems = spec.load_problems(options)
+    problems = problems[args.offset: args.offset + args.limit if args.limit else None]
+    if not problems:
         raise UsageError("no problems to run (check --data, --offset and --limit)")
-    return bench
+    return spec, task, problems
+
+
+def bench_options(args: argparse.Namespace, spec: TaskSpec) -> dict[str, Any]:
+    """The options a domain reads: --data, --seed, --depth and the domain's own options."""
+    return {"data": args.data, "seed": args.seed, "depth": args.depth, **domain_options(args, spec)}
 
 
 def load_models(args: argparse.Namespace, methods: Sequence[str]):
@@ -198,16 +176,22 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def run_config(args: argparse.Namespace, spec: TaskSpec) -> dict[str, Any]:
+    """The settings that decide results: every option but the run-only ones and other domains' options."""
+    others = {o.dest for name in domain_names() for o in get_spec(name).options} - {o.dest for o in spec.options}
+    return {key: value for key, value in sorted(vars(args).items()) if key not in RUN_ONLY and key not in others}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm import tqdm
 
     from graphs.tree_search import build_tree_search
 
     methods = args.methods
-    bench = load_bench(args)
+    spec, task, problems = load_bench(args)
     out = Path(args.out)
     results_path, summary_path = out / "results.jsonl", out / "summary.json"
-    config = {key: value for key, value in sorted(vars(args).items()) if key not in RUN_ONLY}
+    config = run_config(args, spec)
     if results_path.exists() and not args.resume:
         raise UsageError(f"{results_path} exists: pass --resume to continue that run, or another --out")
     check_same_config(out / "config.json", config)
@@ -219,7 +203,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in finished))
         tmp.replace(results_path)
     done = {(r["id"], r["method"]) for r in finished}
-    todo = [(p, m) for p in bench.problems for m in methods if (p["id"], m) not in done]
+    todo = [(p, m) for p in problems for m in methods if (p["id"], m) not in done]
     generator, srm, cache = load_models(args, methods)
     solved = {m: 0 for m in methods}
     seen = {m: 0 for m in methods}
@@ -228,11 +212,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seen[record["method"]] += 1
             solved[record["method"]] += bool(record["solved"])
     graphs: dict[tuple[str, int], Any] = {}
-    with results_path.open("a") as sink, tqdm(todo, desc=bench.name, unit="run", dynamic_ncols=True) as bar:
+    with results_path.open("a") as sink, tqdm(todo, desc=spec.name, unit="run", dynamic_ncols=True) as bar:
         for problem, method in bar:
-            depth = bench.depth(problem, args.depth)
+            depth = spec.depth(problem, args.depth)
             if (method, depth) not in graphs:
-                graphs[(method, depth)] = build_tree_search(bench.task, generator, srm, cache=cache,
+                graphs[(method, depth)] = build_tree_search(task, generator, srm, cache=cache,
                                                             trace_dir=out / "traces",
                                                             **search_options(args, method, depth))
             final = graphs[(method, depth)].invoke({"problem": problem})
@@ -244,7 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seen[method] += 1
             solved[method] += bool(result["solved"])
             bar.set_postfix({m: f"{solved[m]}/{seen[m]}" for m in methods if seen[m]}, refresh=False)
-    summary = summarise(bench.name, config, read_results(results_path), methods)
+    summary = summarise(spec.name, config, read_results(results_path), methods)
     tmp = summary_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(summary_path)
@@ -267,18 +251,11 @@ def _methods(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--bench", choices=("blocksworld", "gsm8k"), default="blocksworld")
+    p.add_argument("--bench", choices=domain_names(), default="blocksworld")
     p.add_argument("--methods", type=_methods, default=_methods("cot,tot-bfs,srm-bfs"),
                    help=f"comma-separated, from: {', '.join(METHODS)}")
     p.add_argument("--data", default=None,
-                   help="blocksworld: a RAP split JSON or a folder of PDDL files (default: generated "
-                        "instances); gsm8k: a JSONL file (default: the hub's test split, when online)")
-    p.add_argument("--generate", type=positive_int, default=4, help="blocksworld without --data: how many instances")
-    p.add_argument("--blocks", type=block_range_arg, default=(3, 4), help="blocksworld generator: N or N-M blocks")
-    p.add_argument("--steps", type=steps_range_arg, default=(2, 4),
-                   help="blocksworld generator: optimal plan length, N or N-M (RAP's splits: 2, 4, ..., 12)")
-    p.add_argument("--prompts", default=None, help="blocksworld: a RAP prompt-pool JSON (default: built in)")
-    p.add_argument("--train", default=None, help="gsm8k: train JSONL for few-shot examples (default: built in)")
+                   help="; ".join(f"{name}: {get_spec(name).data_help}" for name in domain_names()))
     p.add_argument("--limit", type=positive_int, default=None, help="at most this many problems")
     p.add_argument("--offset", type=int, default=0, help="skip this many problems first")
     p.add_argument("--k", type=positive_int, default=4, help="candidates per expansion (paper: 4)")
@@ -299,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its results.jsonl")
     p.add_argument("--plot", action="store_true", help="also write accuracy_vs_tokens.png")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_domain_arguments(p)
     return p
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer
 
-from graphs.task import Task
+from srm_agent.search.task import Task
 from srm_agent.cache import ScoreCache
 from srm_agent.generators import Generator
 from srm_agent.node import emit, make_srm_node
@@ -463,7 +463,7 @@ def write_search_trace(task: Task, final_state: dict[str, Any], directory: str |
 def studio_graph():
     """The graph `langgraph dev` serves: embedded models, task and options from the environment.
 
-    ``SRM_TASK`` names a task factory as ``module:attribute`` (default ``graphs.toy:ReachNumber``);
+    ``SRM_TASK`` names a task factory as ``module:attribute`` (default ``srm_tasks.toy:ReachNumber``);
     ``SRM_STRATEGY``, ``SRM_EVALUATOR``, ``SRM_K`` and ``SRM_MAX_DEPTH`` set the search;
     ``SRM_PATH`` an SRM checkpoint (default: the embedded SRM); ``REDIS_URL`` a shared score cache.
     """
@@ -474,7 +474,7 @@ def studio_graph():
     from srm_agent.embedded import default_generator, default_srm
     from srm_agent.srm import SpeculativeRewardModel
 
-    module_name, _, attribute = os.environ.get("SRM_TASK", "graphs.toy:ReachNumber").partition(":")
+    module_name, _, attribute = os.environ.get("SRM_TASK", "srm_tasks.toy:ReachNumber").partition(":")
     task = getattr(importlib.import_module(module_name), attribute)()
     evaluator = os.environ.get("SRM_EVALUATOR", "srm")
     srm = None

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from evals.blocksworld import (BlocksworldTask, action_text, canonical_key, default_pool, facts_text,
+from srm_tasks.blocksworld import (BlocksworldTask, action_text, canonical_key, default_pool, facts_text,
                                generate_problems, load_pddl_folder, load_prompt_pool, load_split, parse_action,
                                problem_facts, read_pddl_problem, validate_plan)
-from evals.blocksworld.english import COLOURS
-from evals.blocksworld.problems import make_problem
-from evals.blocksworld.world import OPERATORS, apply, ground, legal_ops, parse_atom
-from graphs.task import Task
+from srm_tasks.blocksworld.english import COLOURS
+from srm_tasks.blocksworld.problems import make_problem
+from srm_tasks.blocksworld.world import OPERATORS, apply, ground, legal_ops, parse_atom
+from srm_agent.search.task import Task
 from graphs.tree_search import build_tree_search
 from tests.conftest import SHARED
 
@@ -402,7 +402,7 @@ def test_builtin_pool_is_solved_by_the_project():
 
 @needs_shared
 def test_builtin_examples_are_not_public_problems(public_problems):
-    from evals.blocksworld.prompts import DEFAULT_EXAMPLES
+    from srm_tasks.blocksworld.prompts import DEFAULT_EXAMPLES
 
     public = {canonical_key(p) for p in public_problems}
     assert not {canonical_key({"init": i, "goal": g}) for i, g in DEFAULT_EXAMPLES} & public

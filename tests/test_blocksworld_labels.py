@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from evals.blocksworld import BlocksworldTask, canonical_key, generate_problems
-from evals.blocksworld.problems import problem_facts
-from evals.blocksworld.world import apply, legal_ops, parse_atom, solve
+from srm_tasks.blocksworld import BlocksworldTask, canonical_key, generate_problems
+from srm_tasks.blocksworld.problems import problem_facts
+from srm_tasks.blocksworld.world import apply, legal_ops, parse_atom, solve
 from tests.conftest import SHARED
 from trainer.blocksworld_labels import exact_label, label_records, training_problems, weak_label
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from evals.gsm8k import GSM8KTask, answers_match, extract_answer, load_gsm8k, load_gsm8k_hub, solution_lines
-from graphs.task import Task
+from srm_tasks.gsm8k import GSM8KTask, answers_match, extract_answer, load_gsm8k, load_gsm8k_hub, solution_lines
+from srm_agent.search.task import Task
 from graphs.tree_search import build_tree_search
 from tests.conftest import SHARED
 

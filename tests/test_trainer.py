@@ -41,7 +41,7 @@ def test_prm800k_jsonl_records_follow_the_chosen_path():
     # Step 2's five completions are all rated -1; the human completion continues the path.
     assert [r.label for r in first[1:6]] == [0.0] * 5
     assert first[6].context.endswith("We have $3p+e=1.24$ and $5p+e=1.82$.\n")
-    assert first[0].context == D.math_context(first[0].group, [])
+    assert first[0].context == D.render_context(first[0].group, [])
     assert stats.zero_dropped == 3 and stats.unrated == 0
     json.dumps([r.to_dict() for r in records])  # plain, JSON-serialisable records
 
@@ -90,12 +90,12 @@ def test_split_never_puts_one_problem_on_both_sides():
     assert D.dev_groups(shuffled, 0.2, seed=3) == dev  # by problem, never by row order
 
 
-def test_math_context_is_how_gsm8k_states_read():
-    from evals.gsm8k import GSM8KTask
+def test_prm800k_contexts_are_laid_out_as_gsm8k_states_read():
+    from srm_tasks.gsm8k import GSM8KTask
 
     task = GSM8KTask()
     state = {**task.initial_state({"question": "What is 2 + 3?", "answer": "5"}), "steps": ["2 + 3 = 5."]}
-    assert D.math_context("What is 2 + 3?", ["2 + 3 = 5."]) == task.describe(state)
+    assert D.render_context("What is 2 + 3?", ["2 + 3 = 5."]) == task.describe(state)
 
 
 def test_pairs_from_rewards_uses_siblings_and_epsilon():
@@ -352,7 +352,7 @@ def test_rewards_from_search_keeps_visited_children_of_expanded_nodes():
 
 
 def test_collect_writes_the_schema_and_resumes(tiny_generator, tmp_path):
-    from graphs.toy import ReachNumber
+    from srm_tasks.toy import ReachNumber
 
     problems = [{"start": 1, "target": 5}, {"start": 2, "target": 7}]
     out = tmp_path / "rewards.jsonl"
@@ -382,11 +382,13 @@ BW_SPLIT = SHARED / "data" / "blocksworld" / "llm-reasoners" / "data" / "split_v
 
 @pytest.mark.skipif(not BW_SPLIT.is_file(), reason=f"{BW_SPLIT} not found (../shared is absent in a user's clone)")
 def test_blocksworld_training_problems_exclude_evaluation_ones_up_to_renaming():
-    from evals.blocksworld import canonical_key, load_split
-    from trainer.reward_tuning import blocksworld_problems
+    from srm_tasks.blocksworld import canonical_key, load_split
+    from srm_tasks import get_spec
+    from trainer.reward_tuning import training_problems
 
     banned = {canonical_key(p) for p in load_split(BW_SPLIT)}
-    problems, problem_id, excluded = blocksworld_problems(8, blocks=(3, 4), seed=0, data=None, exclude=[BW_SPLIT])
+    options = {"data": None, "seed": 0, "blocks": (3, 4), "steps": None}
+    problems, problem_id, excluded = training_problems(get_spec("blocksworld"), 8, options, exclude=[BW_SPLIT])
     assert len(problems) == 8 and excluded > 0  # some generated problems were evaluation problems
     assert not {canonical_key(p) for p in problems} & banned
     assert len({problem_id(p) for p in problems}) == 8

@@ -7,7 +7,7 @@ from typing import Any, TypedDict
 
 import pytest
 
-from graphs.toy import ACTIONS, ReachNumber, shortest_plan
+from srm_tasks.toy import ACTIONS, ReachNumber, shortest_plan
 from graphs.tree_search import build_tree_search
 
 PROBLEM = {"start": 1, "target": 11}  # optimal: add 1, add 3, double, add 1 ... 4 steps

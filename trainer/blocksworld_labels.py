@@ -30,10 +30,10 @@ from tqdm import tqdm
 
 from srm_agent.console import run_command
 
-from evals.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
-from evals.blocksworld.english import action_text
-from evals.blocksworld.problems import problem_facts
-from evals.blocksworld.world import Op, State, apply, legal_ops, parse_atom, solve
+from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
+from srm_tasks.blocksworld.english import action_text
+from srm_tasks.blocksworld.problems import problem_facts
+from srm_tasks.blocksworld.world import Op, State, apply, legal_ops, parse_atom, solve
 
 LABELLERS = ("weak", "exact")
 

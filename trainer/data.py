@@ -49,6 +49,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from srm_tasks.gsm8k.task import render_context
+
 ZERO_AS = ("drop", "negative", "positive")
 PARQUET_COLUMNS = ("instruction", "responses", "next_response", "answer", "rating")
 T = TypeVar("T", "StepRecord", "Pair")
@@ -105,12 +107,6 @@ class LoadStats:
 
 # -- contexts -----------------------------------------------------------------------------------------
 
-def math_context(problem: str, steps: Sequence[str]) -> str:
-    """A math problem and its steps so far, laid out as ``evals.gsm8k.GSM8KTask.describe`` shows a
-    search state, so an SRM trained on PRM800K reads GSM8K states the way it was trained."""
-    return f"Question: {problem.strip()}\nAnswer:\n" + "".join(f"{s}\n" for s in steps)
-
-
 def _label_of_rating(rating: Any, zero_as: str) -> float | None:
     """PRM800K rating → label; None means "no label" (unrated, or a 0 that is dropped)."""
     if rating is None:
@@ -165,7 +161,7 @@ def _prm800k_record(obj: dict[str, Any], zero_as: str, source: str, stats: LoadS
         raise ValueError("question.problem must be a string and label.steps a list")
     group, chosen = _group_key(problem), []
     for i, step in enumerate(steps):
-        context = math_context(problem, chosen)
+        context = render_context(problem, chosen)
         completions = step.get("completions") or []
         for completion in completions:
             text = completion["text"]
@@ -235,7 +231,7 @@ def read_stepwise_parquet(path: str | Path, zero_as: str = "drop") -> tuple[list
             stats.unrated += rating is None or (isinstance(rating, float) and math.isnan(rating))
             stats.zero_dropped += rating == 0
             continue
-        records.append(StepRecord(math_context(problem, prefix), step, label, _group_key(problem), path.name))
+        records.append(StepRecord(render_context(problem, prefix), step, label, _group_key(problem), path.name))
     return records, stats
 
 

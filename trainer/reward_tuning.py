@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.blocksworld import block_range_arg
+from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
 from srm_agent.console import positive_int
 from trainer.common import HelpFormatter, run_cli
 from trainer.data import DataError
@@ -62,39 +62,17 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _blocksworld_file(path: Path) -> list[dict[str, Any]]:
-    from evals import blocksworld as bw
-
-    return bw.load_pddl_folder(path) if path.is_dir() else bw.load_split(path)
-
-
-def blocksworld_problems(n: int, *, blocks: tuple[int, int], seed: int, data: Path | None,
-                         exclude: Sequence[Path]) -> tuple[list[dict[str, Any]], Callable[[dict[str, Any]], str], int]:
-    """(training problems, their id function, how many were excluded); ids hash the canonical key, and a
-    problem repeated under other block names is run once."""
-    from evals import blocksworld as bw
-
-    banned = {bw.canonical_key(p) for path in exclude for p in _blocksworld_file(path)}
-    pool = _blocksworld_file(data) if data else bw.generate_problems(n + len(banned), blocks=blocks, seed=seed)
-    unique: dict[str, dict[str, Any]] = {}
+def training_problems(spec: TaskSpec, n: int, options: dict[str, Any], exclude: Sequence[Path]
+                      ) -> tuple[list[Any], Callable[[Any], str], int]:
+    """(training problems, their id function, how many were excluded): ``n`` problems of the domain, none equal
+    (by the domain's ``problem_key``) to a problem in an ``exclude`` file, each structure once."""
+    banned = {spec.problem_key(p) for path in exclude for p in spec.load_problems({**options, "data": str(path)})}
+    pool = spec.load_problems({**options, "generate": n + len(banned)})
+    unique: dict[str, Any] = {}
     for problem in pool:
-        unique.setdefault(bw.canonical_key(problem), problem)  # the first of each structure
+        unique.setdefault(spec.problem_key(problem), problem)  # the first of each structure
     kept = [p for key, p in unique.items() if key not in banned]
-    return kept[:n], lambda p: f"bw-{_digest(bw.canonical_key(p))}", len(unique) - len(kept)
-
-
-def gsm8k_problems(n: int, *, data: Path | None, exclude: Sequence[Path]
-                   ) -> tuple[list[dict[str, Any]], Callable[[dict[str, Any]], str], int]:
-    """(training problems, their id function, how many were excluded); excluded by question text."""
-    from evals import gsm8k
-
-    def key(p: dict[str, Any]) -> str:
-        return " ".join(p["question"].split()).lower()
-
-    banned = {key(p) for path in exclude for p in gsm8k.load_gsm8k(path)}
-    pool = gsm8k.load_gsm8k(data) if data else gsm8k.load_gsm8k_hub("train")
-    kept = [p for p in pool if key(p) not in banned]
-    return kept[:n], lambda p: f"gsm8k-{_digest(key(p))}", len(pool) - len(kept)
+    return kept[:n], lambda p: f"{spec.name}-{_digest(spec.problem_key(p))}", len(unique) - len(kept)
 
 
 # -- the output file ----------------------------------------------------------------------------------
@@ -182,17 +160,14 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--bench", choices=("blocksworld", "gsm8k"), default="blocksworld")
+    p.add_argument("--bench", choices=domain_names(), default="blocksworld")
     p.add_argument("--problems", type=positive_int, default=50, help="how many training problems")
     p.add_argument("--data", type=Path, default=None,
                    help="training problems: blocksworld, a RAP split JSON or PDDL folder (default: generated); "
                         "gsm8k, a train JSONL (default: the hub's train split, when online)")
-    p.add_argument("--blocks", type=block_range_arg, default=(3, 5), help="blocksworld generator: N or N-M blocks")
     p.add_argument("--exclude", type=Path, action="append", default=[], metavar="SPLIT",
                    help="evaluation problems to keep out (blocksworld: RAP split JSON or PDDL folder, compared up to "
                         "renaming of blocks; gsm8k: JSONL, compared by question); repeatable")
-    p.add_argument("--prompts", default=None, help="blocksworld: a RAP prompt-pool JSON (default: built in)")
-    p.add_argument("--shots", default=None, help="gsm8k: train JSONL for the few-shot examples (default: built in)")
     p.add_argument("--generator", default=None, help="causal LM folder or hub id (default: embedded SmolLM2)")
     p.add_argument("--srm", default=None, help="an SRM checkpoint to prune with (default: none, keep all candidates)")
     p.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when available)")
@@ -206,23 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="the RewardTuning JSONL to write")
     p.add_argument("--resume", action="store_true", help="add the problems missing from --out")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_domain_arguments(p, blocks=(3, 5), steps=None)
     return p
 
 
 def run(args: argparse.Namespace) -> dict[str, int]:
-    if args.bench == "blocksworld":
-        from evals import blocksworld as bw
-
-        task = bw.BlocksworldTask(prompt_pool=args.prompts)
-        problems, problem_id, excluded = blocksworld_problems(args.problems, blocks=args.blocks, seed=args.seed,
-                                                              data=args.data, exclude=args.exclude)
-        default_depth = 6
-    else:
-        from evals import gsm8k
-
-        task = gsm8k.GSM8KTask(train_path=args.shots, max_steps=args.depth or 5)
-        problems, problem_id, excluded = gsm8k_problems(args.problems, data=args.data, exclude=args.exclude)
-        default_depth = 5
+    spec = get_spec(args.bench)
+    options = {"data": args.data, "seed": args.seed, "depth": args.depth, "split": "train",
+               **domain_options(args, spec)}
+    task = spec.make_task(options)
+    problems, problem_id, excluded = training_problems(spec, args.problems, options, args.exclude)
     if not problems:
         raise DataError("no training problems left (check --data, --problems and --exclude)")
     if len(problems) < args.problems:
@@ -240,8 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, int]:
               "temperature": args.temperature, "seed": args.seed}
     counts = collect(task, problems, generator=generator, srm=srm, out=args.out, source=source,
                      problem_id=problem_id, resume=args.resume, search=search,
-                     depth=lambda p: args.depth or (p.get("optimal_length") if isinstance(p, dict) else None)
-                     or default_depth)
+                     depth=lambda p: spec.depth(p, args.depth))
     print(f"{counts['rows']} rows from {counts['problems']} problems ({counts['solved']} solved, "
           f"{counts['skipped']} already in the file, {counts['empty']} explored nothing, {excluded} excluded as "
           f"evaluation problems) -> {args.out}")

@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evals.blocksworld.english import action_text
-from evals.blocksworld.problems import make_problem, problem_facts
-from evals.blocksworld.world import Op, parse_atom
+from srm_tasks.blocksworld.english import action_text
+from srm_tasks.blocksworld.problems import make_problem, problem_facts
+from srm_tasks.blocksworld.world import Op, parse_atom
 
 DOMAIN = "blocksworld-4ops"
 

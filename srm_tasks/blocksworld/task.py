@@ -1,4 +1,4 @@
-"""Blocksworld as a ``graphs.task.Task``: RAP's few-shot plan prompt, legal actions in English.
+"""Blocksworld as a ``srm_agent.search.task.Task``: RAP's few-shot plan prompt, legal actions in English.
 
 A state is JSON: ``{"init", "goal", "facts", "steps"}`` (sorted atom strings, English actions).
 The prompt shows the initial conditions and the steps so far, as RAP's prompts do; ``describe``
@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evals.blocksworld.english import action_text, apply_text, facts_text
-from evals.blocksworld.problems import fact_strings, problem_facts
-from evals.blocksworld.prompts import default_pool, load_prompt_pool, plan_prompt, self_eval_prompt
-from evals.blocksworld.world import State, legal_ops, parse_atom
+from srm_tasks.blocksworld.english import action_text, apply_text, facts_text
+from srm_tasks.blocksworld.problems import fact_strings, problem_facts
+from srm_tasks.blocksworld.prompts import default_pool, load_prompt_pool, plan_prompt, self_eval_prompt
+from srm_tasks.blocksworld.world import State, legal_ops, parse_atom
 
 RAP_SHOTS = 4  # RAP samples 4 demonstrations from its pool
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from evals.blocksworld.world import Fact, NotApplicable, Op, State, apply, format_atom
+from srm_tasks.blocksworld.world import Fact, NotApplicable, Op, State, apply, format_atom
 
 COLOURS = {"a": "red", "b": "blue", "c": "orange", "d": "yellow", "e": "white", "f": "magenta",
            "g": "black", "h": "cyan", "i": "green", "j": "violet", "k": "silver", "l": "gold"}

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from itertools import permutations, product
 from typing import Any
 
-from evals.blocksworld.english import COLOURS, action_text, apply_text
-from evals.blocksworld.world import Fact, State, check_fact, check_state, format_atom, objects_of, parse_atom, solve
+from srm_tasks.blocksworld.english import COLOURS, action_text, apply_text
+from srm_tasks.blocksworld.world import Fact, State, check_fact, check_state, format_atom, objects_of, parse_atom, solve
 
 MAX_ORDERINGS = 100_000  # canonical_key enumerates orderings of equally tall towers; beyond this it refuses
 

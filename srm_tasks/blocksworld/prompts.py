@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import TypedDict
 
-from evals.blocksworld.english import action_text, facts_text
-from evals.blocksworld.world import parse_atom, solve
+from srm_tasks.blocksworld.english import action_text, facts_text
+from srm_tasks.blocksworld.world import parse_atom, solve
 
 PLAN_END = "[PLAN END]"
 

@@ -79,3 +79,35 @@ def shortest_plan(start: int, target: int) -> list[str]:
                 parents[nxt] = (value, action)
                 queue.append(nxt)
     raise ValueError(f"{target} cannot be reached from {start}")
+
+
+def toy_problems(options: Any) -> list[dict[str, Any]]:
+    """``{"start", "target"}`` problems from a JSON list file, or ``generate`` seeded random ones."""
+    import json
+    import random
+    from pathlib import Path
+
+    if options.get("data"):
+        problems = json.loads(Path(options["data"]).read_text(encoding="utf-8"))
+        if not isinstance(problems, list):
+            raise ValueError(f"{options['data']}: expected a JSON list of {{'start', 'target'}} objects")
+        return [{"id": f"toy-{i}", **p} for i, p in enumerate(problems)]
+    rng = random.Random(options.get("seed", 0))
+    pairs = [(start, start + rng.randint(5, 40)) for start in (rng.randint(1, 10) for _ in range(options["generate"]))]
+    return [{"id": f"toy-{s}-{t}", "start": s, "target": t} for s, t in pairs]
+
+
+def _register() -> None:
+    from srm_tasks.registry import Option, TaskSpec, register
+
+    register(TaskSpec(
+        name="reach_number", summary="reach a target number with add 1, add 3 and double (exact, for tests)",
+        make_task=lambda options: ReachNumber(), load_problems=toy_problems,
+        problem_key=lambda p: f"{p['start']}->{p['target']}", default_depth=8,
+        problem_depth=lambda p: len(shortest_plan(p["start"], p["target"])),
+        data_help="a JSON list of {start, target} objects (default: generated)",
+        options=(Option("generate", "without --data: how many problems to generate", 4, int, "N"),),
+    ))
+
+
+_register()

@@ -1,0 +1,38 @@
+"""Blocksworld's registry entry: RAP split files, PlanBench PDDL folders or generated problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from srm_tasks.blocksworld.pddl_files import load_pddl_folder, load_split
+from srm_tasks.blocksworld.problems import block_range_arg, canonical_key, generate_problems, steps_range_arg
+from srm_tasks.blocksworld.task import BlocksworldTask
+from srm_tasks.registry import Option, Options, TaskSpec, register
+
+
+def load_problems(options: Options) -> list[dict[str, Any]]:
+    data = options.get("data")
+    if data is None:
+        return generate_problems(options["generate"], blocks=options["blocks"], seed=options.get("seed", 0),
+                                 steps=options["steps"])
+    return load_pddl_folder(data) if Path(data).is_dir() else load_split(data)
+
+
+SPEC = register(TaskSpec(
+    name="blocksworld",
+    summary="PlanBench's 4-operator Blocksworld in RAP's English",
+    make_task=lambda options: BlocksworldTask(prompt_pool=options.get("prompts")),
+    load_problems=load_problems,
+    problem_key=canonical_key,
+    default_depth=6,
+    problem_depth=lambda problem: problem.get("optimal_length") if isinstance(problem, dict) else None,
+    data_help="a RAP split JSON or a folder of PlanBench PDDL files (default: generated problems)",
+    options=(
+        Option("prompts", "a RAP prompt-pool JSON (default: the built-in pool)", metavar="JSON"),
+        Option("generate", "without --data: how many problems to generate", 4, int, "N"),
+        Option("blocks", "without --data: blocks per generated problem, N or N-M", (3, 4), block_range_arg, "N-M"),
+        Option("steps", "without --data: optimal plan length, N or N-M (RAP's splits: 2, 4, ..., 12)", (2, 4),
+               steps_range_arg, "N-M"),
+    ),
+))
