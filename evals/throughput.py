@@ -48,10 +48,10 @@ def naive_score_choices(generator, prompt: str, choices: Sequence[str]) -> list[
     The reference for ``TransformersGenerator.score_choices``: the same tokenisation (the prompt
     as the generator encodes it, each choice without special tokens) and the same sum of
     ``log_softmax`` of the raw logits over the choice tokens, without any KV-cache sharing or
-    padding. It does not touch ``generator.usage``.
+    padding.
     """
     choice_ids = generator._encode_choices(choices)
-    prompt_ids = generator._encode_prompt(prompt, reserve=0)
+    prompt_ids = torch.tensor([generator._encode_prompt(prompt, reserve=0)], device=generator.device)
     n_prompt = prompt_ids.shape[1]
     candidates = []
     for choice, ids in zip(choices, choice_ids):
@@ -184,7 +184,7 @@ def make_fewshot_prompts(generator, target_tokens: int, k_max: int, seed: int, n
     while misses < 50:  # add whole examples while they fit; a smaller one may still fit after a miss
         ex_names, ex = _statement(rng, rng.randint(2, 6))
         example = ex + "\n".join(_action(rng, ex_names) for _ in range(rng.randint(1, 6))) + "\n[PLAN END]\n\n"
-        if generator._encode_prompt(_INSTRUCTIONS + "".join([*examples, example]) + query, reserve=0).shape[1] \
+        if len(generator._encode_prompt(_INSTRUCTIONS + "".join([*examples, example]) + query, reserve=0)) \
                 > target_tokens:
             misses += 1
         else:
@@ -483,7 +483,7 @@ def bench_generator(generator, prompts: list[str], choices: list[str], ks: Seque
     device = generator.device
     base = prompts[0]
     fresh = iter(prompts[1:])
-    n_prompt = generator._encode_prompt(base, reserve=0).shape[1]
+    n_prompt = len(generator._encode_prompt(base, reserve=0))
     has_prefix_cache = hasattr(generator, "_prefix_kv")
     _clear_prefix_cache(generator)
     generator.score_choices(next(fresh), choices[:2])  # warm-up of both paths
@@ -514,10 +514,10 @@ def bench_generator(generator, prompts: list[str], choices: list[str], ks: Seque
     k0 = ks[0]
     shared_ref = naive_score_choices(generator, last_shared[k0], choices[:k0])
     shared_diff = max(abs(a.logprob - b.logprob) for a, b in zip(outs[k0]["shared"], shared_ref))
-    shared_tokens = [generator._encode_prompt(p, reserve=0).shape[1] for p in prompts[1:]]
-    base_ids = generator._encode_prompt(base, reserve=0)[0].tolist()
+    shared_tokens = [len(generator._encode_prompt(p, reserve=0)) for p in prompts[1:]]
+    base_ids = generator._encode_prompt(base, reserve=0)
     common = statistics.fmean(
-        common_prefix_length(base_ids, generator._encode_prompt(p, reserve=0)[0].tolist()) for p in prompts[1:])
+        common_prefix_length(base_ids, generator._encode_prompt(p, reserve=0)) for p in prompts[1:])
     result: dict[str, Any] = {
         "prompt_tokens": n_prompt, "shared_prompt_tokens_mean": statistics.fmean(shared_tokens),
         "shared_prefix_tokens_mean": common, "has_prefix_cache": has_prefix_cache,

@@ -170,30 +170,33 @@ def build_tree_search(
     stops = ["\n"] if stop is None else stop
     sees_goal = task.goal_visible if goal_test is None else goal_test
 
-    def propose_candidates(task_state: Any, node_id: int) -> list[dict[str, Any]]:
+    def propose_candidates(task_state: Any, node_id: int, calls: list[Any]) -> list[dict[str, Any]]:
         prompt = task.prompt(task_state)
         actions = task.legal_actions(task_state)
         if actions is None:
             proposed = generator.propose(prompt, k, temperature=temperature, max_new_tokens=max_new_tokens,
                                          stop=stops, seed=_sub_seed(seed, "propose", node_id))
+            calls.append(proposed)
             return [asdict(c) for c in proposed if c.text.strip()]
         if not actions:
             return []
         lead = "" if prompt[-1:].isspace() else " "
         scored = generator.score_choices(prompt, [lead + a for a in actions])
+        calls.append(scored)
         logp = np.array([c.logprob / c.num_tokens for c in scored])
         picks = _draw_without_replacement(logp, k, _sub_seed(seed, "draw", node_id))
         return [{"text": actions[i], "logprob": scored[i].logprob, "num_tokens": scored[i].num_tokens}
                 for i in picks]
 
     def metered(usage: dict[str, Any], call: Callable[[], Any]) -> Any:
-        before = (generator.usage.calls, generator.usage.prompt_tokens, generator.usage.generated_tokens)
+        calls: list[Any] = []
         try:
-            return call()
+            return call(calls)
         finally:
-            usage["generator_calls"] += generator.usage.calls - before[0]
-            usage["prompt_tokens"] += generator.usage.prompt_tokens - before[1]
-            usage["generated_tokens"] += generator.usage.generated_tokens - before[2]
+            for generation in calls:
+                usage["generator_calls"] += generation.usage.calls
+                usage["prompt_tokens"] += generation.usage.prompt_tokens
+                usage["generated_tokens"] += generation.usage.generated_tokens
 
     # -- strategies: which node to expand next ----------------------------------------------------
 
@@ -291,7 +294,7 @@ def build_tree_search(
             return finish(s)
         node = s["nodes"][current]
         try:
-            candidates = metered(s["usage"], lambda: propose_candidates(node["task_state"], current))
+            candidates = metered(s["usage"], lambda calls: propose_candidates(node["task_state"], current, calls))
         except Exception as exc:  # a generator that raises ends this search, recorded, not the caller's run
             return finish(s, failure=f"generator failed at node {current}: {type(exc).__name__}: {exc}")
         return {**s, "current": current, "state": node["state"], "candidates": candidates, "verdict": None}
@@ -302,10 +305,12 @@ def build_tree_search(
         usage = dict(s["usage"])
         task_state = s["nodes"][s["current"]]["task_state"]
 
-        def grade() -> list[float]:
+        def grade(calls: list[Any]) -> list[float]:
             grades = []
             for cand in s["candidates"]:
-                yes, no = generator.score_choices(task.self_eval_prompt(task_state, cand["text"]), [" Yes", " No"])
+                scored = generator.score_choices(task.self_eval_prompt(task_state, cand["text"]), [" Yes", " No"])
+                calls.append(scored)
+                yes, no = scored
                 grades.append(1.0 / (1.0 + math.exp(no.logprob - yes.logprob)))
             return grades
 

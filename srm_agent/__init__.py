@@ -15,7 +15,8 @@ from srm_agent.rule import Candidate, Decision, Verdict, speculative_verify
 _LAZY = {
     "SpeculativeRewardModel": "srm_agent.srm",
     "Generator": "srm_agent.generators",
-    "GeneratorUsage": "srm_agent.generators",
+    "Generation": "srm_agent.generators",
+    "Usage": "srm_agent.generators",
     "TransformersGenerator": "srm_agent.generators",
     "from_langchain": "srm_agent.generators",
     "default_generator": "srm_agent.embedded",

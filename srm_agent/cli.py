@@ -106,7 +106,7 @@ def cmd_propose(args: argparse.Namespace) -> None:
                             "or change the prompt or stop strings")
     if len(kept) < len(proposed):
         print(f"note: dropped {len(proposed) - len(kept)} empty continuation(s)", file=sys.stderr)
-    usage = generator.usage
+    usage = proposed.usage
     print(f"generator: {usage.calls} call, {usage.prompt_tokens} prompt tokens, {usage.generated_tokens} "
           "generated tokens", file=sys.stderr)
     out = {"state": request.state or request.prompt,

@@ -6,23 +6,9 @@ import pytest
 import torch
 
 from srm_agent import InputError
-from srm_agent.generators import Generator, TransformersGenerator, from_langchain
+from srm_agent.generators import Generator, TransformersGenerator, Usage, from_langchain
 
 PROMPT = "the red block is on top of the blue block.\npick up"
-
-
-def spy_generate(generator):
-    """Record the token ids that ``generate`` returns (the generator keeps only text and log-probs)."""
-    captured = []
-    original = generator.model.generate
-
-    def generate(*args, **kwargs):
-        out = original(*args, **kwargs)
-        captured.append(out.sequences.clone())
-        return out
-
-    generator.model.generate = generate
-    return captured
 
 
 def full_forward_logprob(generator, ids: list[int]) -> torch.Tensor:
@@ -35,25 +21,24 @@ def test_transformers_generator_satisfies_the_protocol(tiny_generator):
 
 
 def test_propose_logprobs_are_untempered_token_sums(tiny_generator):
-    captured = spy_generate(tiny_generator)
     proposals = tiny_generator.propose(PROMPT, 4, temperature=3.0, max_new_tokens=8, seed=0)
-    n_prompt = len(tiny_generator.tokenizer(PROMPT)["input_ids"])
+    prompt_ids = tiny_generator.tokenizer(PROMPT)["input_ids"]
+    n_prompt = len(prompt_ids)
     assert len(proposals) == 4
-    for row, cand in zip(captured[0], proposals):
-        ids = row.tolist()[: n_prompt + cand.num_tokens]
+    for new_ids, cand in zip(proposals.token_ids, proposals):
+        assert len(new_ids) == cand.num_tokens
+        ids = prompt_ids + new_ids
         logp = full_forward_logprob(tiny_generator, ids)
         expected = sum(float(logp[n_prompt - 1 + j, t]) for j, t in enumerate(ids[n_prompt:]))
         assert cand.logprob == pytest.approx(expected, abs=1e-4)
 
 
 def test_propose_cuts_at_the_stop_string(tiny_generator):
-    captured = spy_generate(tiny_generator)
     proposals = tiny_generator.propose(PROMPT, 8, temperature=5.0, max_new_tokens=24, stop=["e"], seed=1)
-    n_prompt = len(tiny_generator.tokenizer(PROMPT)["input_ids"])
     stopped = 0
-    for row, cand in zip(captured[0], proposals):
+    for new_ids, cand in zip(proposals.token_ids, proposals):
         assert "e" not in cand.text
-        kept = tiny_generator.tokenizer.decode(row[n_prompt: n_prompt + cand.num_tokens], skip_special_tokens=True)
+        kept = tiny_generator.tokenizer.decode(new_ids, skip_special_tokens=True)
         assert kept.startswith(cand.text)
         stopped += "e" in kept
     assert stopped > 0  # the stop string did occur, so the cut was exercised
@@ -72,22 +57,50 @@ def test_propose_reads_a_cached_prompt_prefix_once(tiny_generator):
     finally:
         hook.remove()
     ids = tiny_generator.tokenizer(longer)["input_ids"]
-    shared = len(tiny_generator.tokenizer(PROMPT)["input_ids"]) - 1  # the cached prompt minus its last token
+    shared = len(tiny_generator.tokenizer(PROMPT)["input_ids"]) - 1  # the cached prompt, but for its last token
     new = len(ids) - shared
-    assert new < len(ids) // 2 and fed[:2] == [new - 1, 1]  # the tail, then generate's one prompt token
+    assert new < len(ids) // 2 and fed[0] == new - 1  # the prompt's tail after the cached prefix
+    assert set(fed[1:]) == {1}  # then one new token per step
     for got, want in zip(warm, cold.propose(longer, 3, max_new_tokens=6, seed=5), strict=True):
         assert (got.text, got.num_tokens) == (want.text, want.num_tokens)
         assert got.logprob == pytest.approx(want.logprob, abs=1e-4)
 
 
-def test_propose_counts_every_token(tiny_generator):
+def test_each_call_returns_its_own_usage(tiny_generator):
     proposals = tiny_generator.propose(PROMPT, 3, max_new_tokens=5, seed=2)
     n_prompt = len(tiny_generator.tokenizer(PROMPT)["input_ids"])
-    usage = tiny_generator.usage
+    usage = proposals.usage
     assert (usage.calls, usage.prompt_tokens) == (1, n_prompt)
     assert usage.generated_tokens == sum(c.num_tokens for c in proposals) > 0
-    tiny_generator.score_choices(PROMPT, ["up", "down"])
-    assert usage.calls == 2 and usage.prompt_tokens > 2 * n_prompt
+    scored = tiny_generator.score_choices(PROMPT, ["up", "down"])
+    n_choices = sum(len(tiny_generator.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in ["up", "down"])
+    assert scored.usage == Usage(calls=1, prompt_tokens=n_prompt + n_choices, generated_tokens=0)
+    assert (proposals.usage + scored.usage).calls == 2
+
+
+def test_propose_samples_as_transformers_generate_does(tiny_generator):
+    """The decoding loop draws the same tokens as ``model.generate`` with the same seed (pure temperature)."""
+    prompt_ids = tiny_generator.tokenizer(PROMPT)["input_ids"]
+    proposals = tiny_generator.propose(PROMPT, 3, temperature=1.5, max_new_tokens=6, seed=11)
+    batch = torch.tensor([prompt_ids] * 3)
+    torch.manual_seed(11)
+    out = tiny_generator.model.generate(batch, attention_mask=torch.ones_like(batch), do_sample=True, temperature=1.5,
+                                        top_k=0, top_p=1.0, max_new_tokens=6, pad_token_id=tiny_generator._pad_id)
+    for row, new_ids in zip(out[:, len(prompt_ids):].tolist(), proposals.token_ids):
+        assert row[: len(new_ids)] == new_ids
+
+
+def test_threads_sharing_a_generator_get_their_own_samples_and_usage(tiny_generator):
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = [PROMPT + f" the {c} block" for c in ("red", "blue", "green", "white")]
+    alone = [tiny_generator.propose(p, 3, temperature=1.0, max_new_tokens=6, seed=i) for i, p in enumerate(prompts)]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda ip: tiny_generator.propose(ip[1], 3, temperature=1.0, max_new_tokens=6,
+                                                                     seed=ip[0]), enumerate(prompts)))
+    for a, b in zip(alone, together, strict=True):
+        assert [c.text for c in a] == [c.text for c in b] and a.usage == b.usage
+        assert [c.logprob for c in a] == pytest.approx([c.logprob for c in b], abs=1e-4)
 
 
 def test_seed_reproduces_proposals(tiny_generator):

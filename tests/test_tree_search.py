@@ -71,13 +71,11 @@ def test_rejected_candidates_are_never_expanded(tiny_generator):
 def test_self_eval_costs_are_counted_as_generator_cost(tiny_generator):
     graph = build_tree_search(TASK, tiny_generator, strategy="bfs", evaluator="self_eval", k=3, max_depth=2,
                               stop_at_first_solution=False, self_eval_threshold=0.0)
-    before = tiny_generator.usage.calls
     final = run(graph)
     usage = final["result"]["usage"]
     graded = sum(n["decision"]["count"] for n in final["nodes"] if n["decision"])
     # one score_choices per expansion to propose, plus one per graded candidate
     assert usage["generator_calls"] == usage["expansions"] + graded
-    assert tiny_generator.usage.calls - before == usage["generator_calls"]
     assert usage["srm_calls"] == 0 and usage["prompt_tokens"] > 0
 
 
@@ -204,8 +202,6 @@ def test_bad_configuration_is_refused(tiny_generator, kwargs, message):
 
 def test_a_failing_generator_is_a_recorded_failure(tiny_generator):
     class Broken:
-        usage = tiny_generator.usage
-
         def propose(self, *args, **kwargs):
             raise RuntimeError("out of memory")
 

@@ -1,63 +1,38 @@
-"""Generators: propose candidate actions with their log-probabilities, and score given ones.
+"""A Hugging Face causal LM as a generator: sampled proposals and shared-prefix choice scoring.
 
-The log-probability of a candidate is the sum over its tokens under the model's untempered
-distribution (raw logits), whatever temperature sampled it: the decision rule compares the
-generator's own belief with the SRM's, not the sampler's.
+Both calls read a prompt once: the KV cache of the longest prompt prefix already computed is reused
+(tree search asks about many prompts that share a long few-shot prefix), and the K samples or K
+choices share the prompt's cache. Sampling runs its own decoding loop with a ``torch.Generator``
+per call, so a seed fixes the samples without touching the process-wide RNG, and several threads
+may use one generator at once (the prefix cache is locked).
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from srm_agent.devices import resolve_device, resolve_dtype
 from srm_agent.errors import CheckpointError, InputError
+from srm_agent.generators.base import Generation, Usage
 from srm_agent.rule import Candidate
 
 
-@dataclass
-class GeneratorUsage:
-    """Running totals of generator cost: calls, prompt tokens read, tokens generated."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    generated_tokens: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@runtime_checkable
-class Generator(Protocol):
-    """What the search needs from a generator (DESIGN §3)."""
-
-    usage: GeneratorUsage
-
-    def propose(self, prompt: str, k: int, *, temperature: float = 0.8, max_new_tokens: int = 64,
-                stop: Sequence[str] | None = None, seed: int | None = None) -> list[Candidate]:
-        """Sample ``k`` continuations of ``prompt``, each with its summed token log-prob."""
-        ...
-
-    def score_choices(self, prompt: str, choices: Sequence[str]) -> list[Candidate]:
-        """The log-prob of each given continuation of ``prompt``."""
-        ...
-
-
 class TransformersGenerator:
-    """A Hugging Face causal LM as a generator, with token accounting on every call.
+    """A Hugging Face causal LM as a generator (``srm_agent.generators.Generator``).
 
-    ``chat=True`` wraps the prompt as one user turn with the tokenizer's chat template;
-    the default treats it as raw text to continue (few-shot prompts). ``score_choices`` keeps
-    the KV caches of the last ``prefix_cache_size`` prompts and reuses the longest shared prefix;
-    usage still counts every prompt token, as an API would bill them.
+    ``chat=True`` wraps the prompt as one user turn with the tokenizer's chat template; the default
+    treats it as raw text to continue (few-shot prompts). The KV caches of the last
+    ``prefix_cache_size`` prompts are kept for reuse; usage still counts every prompt token, as an
+    API would bill them.
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer, *, device: str | torch.device | None = None,
@@ -67,7 +42,6 @@ class TransformersGenerator:
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
         self.chat = chat
-        self.usage = GeneratorUsage()
         self._max_positions = getattr(model.config, "max_position_embeddings", None)
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         eos = model.generation_config.eos_token_id if model.generation_config is not None else None
@@ -78,6 +52,7 @@ class TransformersGenerator:
         self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_args else {}
         self.prefix_cache_size = prefix_cache_size
         self._prefix_kv: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._prefix_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, *, gguf_file: str | None = None,
@@ -99,7 +74,7 @@ class TransformersGenerator:
 
     # -- prompts -------------------------------------------------------------------------------
 
-    def _encode_prompt(self, prompt: str, reserve: int) -> torch.Tensor:
+    def _encode_prompt(self, prompt: str, reserve: int) -> list[int]:
         if not isinstance(prompt, str) or not prompt:
             raise InputError("prompt", "must be a non-empty string")
         if self.chat:
@@ -111,7 +86,7 @@ class TransformersGenerator:
         if self._max_positions and len(ids) + reserve > self._max_positions:
             raise InputError("prompt", f"{len(ids)} tokens plus {reserve} to come exceed the model's "
                                        f"{self._max_positions} positions")
-        return torch.tensor([ids], device=self.device)
+        return ids
 
     def _encode_choices(self, choices: Sequence[str]) -> list[list[int]]:
         """Each choice's token ids as it continues a prompt (no special tokens); InputError names a bad one."""
@@ -125,16 +100,42 @@ class TransformersGenerator:
             choice_ids.append(ids)
         return choice_ids
 
+    def _prefill(self, ids: list[int]) -> tuple[torch.Tensor, Any]:
+        """The prompt's last logits and a KV cache of the whole prompt (the caller may modify it).
+
+        Only the tail after the longest cached prefix runs through the model.
+        """
+        start, cache = 0, None
+        with self._prefix_lock:
+            if self._prefix_kv:
+                key = max(self._prefix_kv, key=lambda k: common_prefix_length(k, ids))
+                start = min(common_prefix_length(key, ids), len(ids) - 1)  # run at least the last token
+                if start > 0:
+                    cache = copy.deepcopy(self._prefix_kv[key])
+                    if len(key) > start:
+                        cache.crop(start - len(key))  # a negative count removes that many tokens from the end
+                    self._prefix_kv.move_to_end(key)
+        kwargs = {self._cache_kw: cache} if cache is not None else {}
+        out = self.model(input_ids=torch.tensor([ids[start:]], device=self.device), use_cache=True,
+                         **self._last_logits_only, **kwargs)
+        full = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        if self.prefix_cache_size > 0:
+            stored = copy.deepcopy(full)
+            with self._prefix_lock:
+                self._prefix_kv[tuple(ids)] = stored
+                while len(self._prefix_kv) > self.prefix_cache_size:
+                    self._prefix_kv.popitem(last=False)
+        return out.logits[0, -1], full
+
     # -- propose -------------------------------------------------------------------------------
 
     @torch.inference_mode()
     def propose(self, prompt: str, k: int, *, temperature: float = 0.8, max_new_tokens: int = 64,
-                stop: Sequence[str] | None = None, seed: int | None = None) -> list[Candidate]:
+                stop: Sequence[str] | None = None, seed: int | None = None) -> Generation:
         """Sample ``k`` continuations; each ends at EOS or just before the first ``stop`` string.
 
-        ``temperature=0`` decodes greedily once and returns that candidate ``k`` times. The prompt
-        is read once (reusing the longest cached prefix, as ``score_choices`` does) and its KV
-        cache is shared by the ``k`` samples.
+        Pure temperature sampling (no top-k or top-p truncation); ``temperature=0`` decodes greedily
+        once and returns that candidate ``k`` times.
         """
         if k < 1:
             raise InputError("k", f"must be >= 1, got {k}")
@@ -145,39 +146,58 @@ class TransformersGenerator:
         stops = [s for s in (stop or []) if s]
         prompt_ids = self._encode_prompt(prompt, reserve=max_new_tokens)
         sampling = temperature > 0
-        rows = k if sampling else 1
-        gen_kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "do_sample": sampling,
-            "output_logits": True,
-            "return_dict_in_generate": True,
-            "pad_token_id": self._pad_id,
-        }
-        if sampling:  # pure temperature sampling: no top-k / top-p truncation from a model's defaults
-            gen_kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
-        if stops:
-            gen_kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
-        if prompt_ids.shape[1] > 1:  # generate runs the last prompt token itself, for its logits
-            _, cache = self._prefill(prompt_ids[0, :-1].tolist())
-            cache.batch_repeat_interleave(rows)
-            gen_kwargs[self._cache_kw] = cache
-        batch = prompt_ids.expand(rows, -1)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            if seed is not None:
-                torch.manual_seed(seed)
-            out = self.model.generate(batch, attention_mask=torch.ones_like(batch), **gen_kwargs)
-        new_tokens = out.sequences[:, prompt_ids.shape[1]:]
-        raw_logits = torch.stack(out.logits, dim=1).float()  # raw, untempered
-        token_logp = torch.log_softmax(raw_logits, dim=-1).gather(-1, new_tokens[..., None]).squeeze(-1)
-        candidates = []
-        for row in range(new_tokens.shape[0]):
-            tokens = new_tokens[row].tolist()
+        rows = self._decode(prompt_ids, k if sampling else 1, temperature, max_new_tokens, stops, seed)
+        candidates, kept = [], []
+        for tokens, logps in rows:
             end, text = self._cut(tokens, stops)
-            candidates.append(Candidate(text=text, logprob=float(token_logp[row, :end].sum()), num_tokens=end))
-        self.usage.calls += 1
-        self.usage.prompt_tokens += prompt_ids.shape[1]
-        self.usage.generated_tokens += sum(c.num_tokens for c in candidates)
-        return candidates if sampling else candidates * k
+            candidates.append(Candidate(text=text, logprob=float(sum(logps[:end])), num_tokens=end))
+            kept.append(tokens[:end])
+        usage = Usage(calls=1, prompt_tokens=len(prompt_ids), generated_tokens=sum(c.num_tokens for c in candidates))
+        if not sampling:
+            candidates, kept = candidates * k, kept * k
+        return Generation(candidates, usage, token_ids=kept)
+
+    def _decode(self, prompt_ids: list[int], rows: int, temperature: float, max_new_tokens: int,
+                stops: list[str], seed: int | None) -> list[tuple[list[int], list[float]]]:
+        """``rows`` continuations sampled together on one shared prompt cache: (token ids, raw log-probs)."""
+        last_logits, cache = self._prefill(prompt_ids)
+        if rows > 1:
+            cache.batch_repeat_interleave(rows)
+        logits = last_logits.float().expand(rows, -1)
+        rng = torch.Generator(device=self.device)
+        if seed is None:
+            rng.seed()
+        else:
+            rng.manual_seed(seed)
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        logps: list[list[float]] = [[] for _ in range(rows)]
+        done = [False] * rows
+        for _ in range(max_new_tokens):
+            raw = torch.log_softmax(logits, dim=-1)
+            if temperature > 0:
+                probs = torch.softmax(logits / temperature, dim=-1)
+                nxt = torch.multinomial(probs, num_samples=1, generator=rng).squeeze(1)
+            else:
+                nxt = logits.argmax(dim=-1)
+            picked = raw.gather(-1, nxt[:, None]).squeeze(1).tolist()
+            for row, (token, logp) in enumerate(zip(nxt.tolist(), picked)):
+                if done[row]:
+                    continue
+                tokens[row].append(token)
+                logps[row].append(logp)
+                done[row] = token in self._eos_ids or self._stopped(tokens[row], stops)
+            if all(done):
+                break
+            out = self.model(input_ids=nxt[:, None], use_cache=True, **{self._cache_kw: cache})
+            cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+            logits = out.logits[:, -1].float()
+        return list(zip(tokens, logps))
+
+    def _stopped(self, tokens: list[int], stops: list[str]) -> bool:
+        if not stops:
+            return False
+        tail = self.tokenizer.decode(tokens[-(max(map(len, stops)) + 2):], skip_special_tokens=True)
+        return any(s in tail for s in stops)
 
     def _cut(self, tokens: list[int], stops: list[str]) -> tuple[int, str]:
         """Where a sampled continuation ends (EOS included) and its text (the stop string excluded)."""
@@ -194,40 +214,15 @@ class TransformersGenerator:
 
     # -- score_choices --------------------------------------------------------------------------
 
-    def _prefill(self, ids: list[int]) -> tuple[torch.Tensor, Any]:
-        """The prompt's last logits and a KV cache of the whole prompt (the caller may modify it).
-
-        Tree search asks about many prompts that share a long few-shot prefix; the KV cache of
-        the longest prefix already computed is reused, so only the new tail is run.
-        """
-        start, cache = 0, None
-        if self._prefix_kv:
-            key = max(self._prefix_kv, key=lambda k: common_prefix_length(k, ids))
-            start = min(common_prefix_length(key, ids), len(ids) - 1)  # run at least the last token for its logits
-            if start > 0:
-                cache = copy.deepcopy(self._prefix_kv[key])
-                if len(key) > start:
-                    cache.crop(start - len(key))  # a negative count removes that many tokens from the end
-                self._prefix_kv.move_to_end(key)
-        kwargs = {self._cache_kw: cache} if cache is not None else {}
-        out = self.model(input_ids=torch.tensor([ids[start:]], device=self.device), use_cache=True,
-                         **self._last_logits_only, **kwargs)
-        full = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        if self.prefix_cache_size > 0:
-            self._prefix_kv[tuple(ids)] = copy.deepcopy(full)
-            while len(self._prefix_kv) > self.prefix_cache_size:
-                self._prefix_kv.popitem(last=False)
-        return out.logits[0, -1], full
-
     @torch.inference_mode()
-    def score_choices(self, prompt: str, choices: Sequence[str]) -> list[Candidate]:
+    def score_choices(self, prompt: str, choices: Sequence[str]) -> Generation:
         """Log-prob of each continuation from one prompt forward whose KV cache all choices share."""
         choice_ids = self._encode_choices(choices)
         longest = max(len(ids) for ids in choice_ids)
         prompt_ids = self._encode_prompt(prompt, reserve=longest)
-        n_prompt = prompt_ids.shape[1]
+        n_prompt = len(prompt_ids)
 
-        last_logits, cache = self._prefill(prompt_ids[0].tolist())
+        last_logits, cache = self._prefill(prompt_ids)
         first_logp = torch.log_softmax(last_logits.float(), dim=-1)
         cache.batch_repeat_interleave(len(choices))
 
@@ -249,9 +244,8 @@ class TransformersGenerator:
                 nxt = torch.tensor(ids[1:], device=self.device)
                 total = total + rest_logp[i, : len(ids) - 1].gather(-1, nxt[:, None]).sum()
             candidates.append(Candidate(text=choice, logprob=float(total), num_tokens=len(ids)))
-        self.usage.calls += 1
-        self.usage.prompt_tokens += n_prompt + sum(len(ids) for ids in choice_ids)
-        return candidates
+        usage = Usage(calls=1, prompt_tokens=n_prompt + sum(len(ids) for ids in choice_ids))
+        return Generation(candidates, usage, token_ids=choice_ids)
 
 
 def from_langchain(llm: Any, *, device: str | torch.device | None = None) -> TransformersGenerator:
