@@ -23,3 +23,25 @@ class CheckpointError(SRMAgentError, OSError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+class BackendError(SRMAgentError):
+    """A model backend failed (a server error or timeout, out of memory, a context window too small).
+
+    A search ends with ``result["failure"]`` on one of these; a bug raises as itself.
+    """
+
+
+class PromptTooLong(InputError, BackendError):
+    """A prompt plus what is to come does not fit the model's context window."""
+
+
+def backend_failures() -> tuple[type[BaseException], ...]:
+    """The exception types that mean "the backend failed", not "our code or a domain has a bug"."""
+    failures: list[type[BaseException]] = [BackendError, TimeoutError, ConnectionError, MemoryError]
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "OutOfMemoryError"):
+        failures.append(torch.OutOfMemoryError)
+    return tuple(failures)

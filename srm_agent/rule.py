@@ -124,6 +124,29 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
+def merge_duplicates(cands: Sequence[Candidate]) -> tuple[list[list[int]], np.ndarray]:
+    """Candidates grouped by text (stripped), first occurrence first, and each group's generator log-probability:
+    the length-normalised softmax over all K, the members' probabilities added."""
+    log_p_all = _log_softmax(np.array([c.logprob / c.num_tokens for c in cands], dtype=np.float64))
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(cands):
+        groups.setdefault(c.text.strip(), []).append(i)
+    members = list(groups.values())
+    return members, np.array([np.logaddexp.reduce(log_p_all[g]) for g in members])
+
+
+def log_selection_score(log_sr: np.ndarray, alpha: float) -> np.ndarray:
+    """log(SR**alpha * RC**(1 - alpha)) in closed form, so that equal scores are exactly equal.
+
+    For SR >= 1, RC = 1/SR and the score is SR**(2*alpha - 1) (at alpha = 0.5 exactly 1: ties are the normal
+    case, broken by q); for SR < 1, RC = 1/(2 - SR) and the score is SR**alpha * (2 - SR)**(alpha - 1).
+    """
+    log_sr = np.asarray(log_sr, dtype=np.float64)
+    below = np.minimum(log_sr, 0.0)
+    return np.where(log_sr >= 0.0, (2.0 * alpha - 1.0) * log_sr,
+                    alpha * below + (alpha - 1.0) * np.log(2.0 - np.exp(below)))
+
+
 def speculative_verify(
     candidates: Sequence[Candidate | Mapping[str, Any]],
     srm_logits: Sequence[float],
@@ -156,13 +179,8 @@ def speculative_verify(
         raise InputError("cached", f"has {len(cached_flags)} values for {len(cands)} candidates")
 
     # 1. Generator distribution over all K, length-normalised; duplicates then merged (their p add).
-    log_p_all = _log_softmax(np.array([c.logprob / c.num_tokens for c in cands], dtype=np.float64))
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(cands):
-        groups.setdefault(c.text.strip(), []).append(i)
-    members = list(groups.values())
+    members, log_p = merge_duplicates(cands)
     firsts = [g[0] for g in members]
-    log_p = np.array([np.logaddexp.reduce(log_p_all[g]) for g in members])
 
     # 2. SRM distribution over the distinct candidates.
     r = np.array([logits[i] for i in firsts], dtype=np.float64)
@@ -174,7 +192,7 @@ def speculative_verify(
     sr = np.exp(log_sr)
     p_accept = np.minimum(1.0, sr)
     rc = 1.0 / (1.0 + np.abs(sr - 1.0))
-    score = np.exp(np.clip(alpha * log_sr + (1.0 - alpha) * np.log(rc), -_MAX_LOG, _MAX_LOG))
+    score = np.exp(np.clip(log_selection_score(log_sr, alpha), -_MAX_LOG, _MAX_LOG))
     if mode == "stochastic":
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         accepted = generator.random(len(members)) < p_accept

@@ -25,9 +25,7 @@ from typing import Any
 from srm_agent.console import run_command
 from srm_agent.errors import InputError
 
-VERSION = 1
-STRATEGIES: tuple[str, ...] = ("bfs", "dfs", "beam", "mcts")
-EVALUATORS: tuple[str, ...] = ("srm", "self_eval", "none")
+VERSION = 2
 DECISION_NUMBERS = ("logprob", "p_llm", "srm_logit", "q_srm", "sr", "rc", "score", "p_accept")
 DECISION_INTS = ("num_tokens", "count")
 DECISION_BOOLS = ("accepted", "cached")
@@ -114,15 +112,18 @@ def validate_trace(data: Any) -> dict[str, Any]:
     """
     _need(isinstance(data, dict), "trace", f"must be a JSON object, got {_kind(data)}")
     _need("version" in data, "version", "missing")
-    _need(_is_int(data["version"]) and data["version"] == VERSION, "version",
+    _need(_is_int(data["version"]) and data["version"] in (1, VERSION), "version",
           f"unsupported trace version {data['version']!r} (this reader knows {VERSION})")
     for key in ("task", "problem", "strategy", "evaluator", "nodes", "path", "solved"):
         _need(key in data, key, "missing")
     for key in ("task", "problem"):
         _need(isinstance(data[key], str), key, f"must be a string, got {_kind(data[key])}")
-    _need(data["strategy"] in STRATEGIES, "strategy", f"must be one of {', '.join(STRATEGIES)}, "
+    from srm_agent.search.registry import evaluator_names, strategy_names
+
+    strategies, evaluators = strategy_names(), [*evaluator_names(), "none"]  # "none": version 1's prior
+    _need(data["strategy"] in strategies, "strategy", f"must be one of {', '.join(strategies)}, "
           f"got {data['strategy']!r}")
-    _need(data["evaluator"] in EVALUATORS, "evaluator", f"must be one of {', '.join(EVALUATORS)}, "
+    _need(data["evaluator"] in evaluators, "evaluator", f"must be one of {', '.join(evaluators)}, "
           f"got {data['evaluator']!r}")
     _need(isinstance(data.get("params", {}), dict), "params", "must be an object")
     _need(isinstance(data["solved"], bool), "solved", f"must be true or false, got {data['solved']!r}")
@@ -132,7 +133,10 @@ def validate_trace(data: Any) -> dict[str, Any]:
     usage = data.get("usage", {})
     _need(isinstance(usage, dict), "usage", "must be an object")
     for key, v in usage.items():
-        if key in USAGE_INTS:
+        if isinstance(v, dict):  # a role's usage: calls and tokens
+            for part, x in v.items():
+                _need(_is_int(x) and x >= 0, f"usage.{key}.{part}", f"must be an integer >= 0, got {x!r}")
+        elif key in USAGE_INTS:
             _need(_is_int(v) and v >= 0, f"usage.{key}", f"must be an integer >= 0, got {v!r}")
         else:
             _need(v is None or _is_number(v), f"usage.{key}", f"must be a finite number or null, got {v!r}")

@@ -168,7 +168,7 @@ def _set(path: str, value: Any):
 
 @pytest.mark.parametrize("mutate, message", [
     (_set("nodes.3.parent", 77), "nodes[3].parent: unknown node 77"),
-    (_set("version", 2), "version: unsupported trace version 2"),
+    (_set("version", 3), "version: unsupported trace version 3"),
     (lambda t: t.pop("version"), "version: missing"),
     (_set("nodes.4.id", 2), "nodes[4].id: duplicate id 2"),
     (_set("nodes.2.parent", None), "nodes: must have exactly one root"),
@@ -182,7 +182,7 @@ def _set(path: str, value: Any):
     (_set("path", [0, 1, 6, 12]), "path[3]: node 12's parent is 5, not 6"),
     (_set("path", [1, 5]), "path[0]: must start at the root"),
     (_set("path", [0, 99]), "path[1]: unknown node 99"),
-    (_set("strategy", "astar"), "strategy: must be one of bfs, dfs, beam, mcts"),
+    (_set("strategy", "astar"), "strategy: must be one of beam, bfs, dfs"),
     (_set("usage.srm_calls", -1), "usage.srm_calls: must be an integer >= 0"),
     (_set("solved", "yes"), "solved: must be true or false"),
 ])

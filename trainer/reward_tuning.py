@@ -50,8 +50,9 @@ def rewards_from_search(nodes: Sequence[dict[str, Any]], source: str) -> list[di
         parent = by_id.get(node.get("parent"))
         if parent is None or not parent.get("expanded") or node.get("visits", 0) < 1 or not node.get("action"):
             continue
+        value = node["value_sum"] / node["visits"]
         rows.append({"state": parent["state"], "action": node["action"],
-                     "reward": min(1.0, max(0.0, float(node["value"]))), "source": source,
+                     "reward": min(1.0, max(0.0, float(value))), "source": source,
                      "visits": int(node["visits"])})
     return rows
 
@@ -120,12 +121,13 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
     from tqdm.auto import tqdm
 
     from graphs.tree_search import build_tree_search
+    from srm_agent.search.tree import nodes_of
 
     if out.exists() and out.stat().st_size and not resume:
         raise FileExistsError(f"{out} exists: pass --resume to add the missing problems to it, or another --out")
     done = done_problems(out) if resume else set()
     out.parent.mkdir(parents=True, exist_ok=True)
-    evaluator = "srm" if srm is not None else "none"
+    evaluator = "srm" if srm is not None else "prior"
     graphs: dict[int, Any] = {}
     counts = {"problems": 0, "skipped": 0, "rows": 0, "solved": 0, "failed": 0, "empty": 0}
     with open(out, "ab", buffering=0) as sink, tqdm(problems, desc="mcts", unit="problem", dynamic_ncols=True) as bar:
@@ -138,13 +140,14 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
             if d not in graphs:
                 # training rollouts are scored against the reference (goal_test), unlike an evaluation's search
                 graphs[d] = build_tree_search(task, generator, srm, strategy="mcts", evaluator=evaluator, max_depth=d,
-                                              stop_at_first_solution=False, goal_test=True, **search)
+                                              goal_test="end", goal_visible=True,
+                                              strategy_options={"reward_alpha": 0.0, "goal_reward": 1.0}, **search)
             final = graphs[d].invoke({"problem": problem})
             result = final.get("result") or {}
             if result.get("failure"):
                 counts["failed"] += 1
                 log.warning("problem %s: %s", pid, result["failure"])
-            rows = rewards_from_search(final.get("nodes") or [], source)
+            rows = rewards_from_search(nodes_of(final.get("tree")), source)
             counts["problems"] += 1
             counts["solved"] += bool(result.get("solved"))
             counts["empty"] += not rows

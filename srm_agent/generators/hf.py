@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from srm_agent.devices import resolve_device, resolve_dtype
-from srm_agent.errors import CheckpointError, InputError
+from srm_agent.errors import CheckpointError, InputError, PromptTooLong
 from srm_agent.generators.base import Generation, Usage
 from srm_agent.rule import Candidate
 
@@ -84,8 +84,8 @@ class TransformersGenerator:
         else:
             ids = self.tokenizer(prompt)["input_ids"]
         if self._max_positions and len(ids) + reserve > self._max_positions:
-            raise InputError("prompt", f"{len(ids)} tokens plus {reserve} to come exceed the model's "
-                                       f"{self._max_positions} positions")
+            raise PromptTooLong("prompt", f"{len(ids)} tokens plus {reserve} to come exceed the model's "
+                                          f"{self._max_positions} positions")
         return ids
 
     def _encode_choices(self, choices: Sequence[str]) -> list[list[int]]:
