@@ -30,7 +30,7 @@ def trace_json(trace: Mapping[str, Any] | BaseModel) -> str:
         trace = trace.model_dump()
     try:
         plain = json.loads(json.dumps(trace, default=_to_builtin))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InputError("trace", f"is not JSON serialisable: {exc}") from None
     return json.dumps(validate_trace(plain), ensure_ascii=False, allow_nan=False, indent=1) + "\n"
 
