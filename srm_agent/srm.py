@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from srm_agent.devices import resolve_device, resolve_dtype
 from srm_agent.errors import CheckpointError
+from srm_agent.fsio import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -135,20 +134,18 @@ class SpeculativeRewardModel:
         return cls(model, tokenizer, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size,
                    head_trained=head_trained)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write safetensors weights, config and tokenizer; the folder appears whole or not at all."""
+    def save_pretrained(self, directory: str | Path, *, extra_files: Mapping[str, str] | None = None) -> Path:
+        """Write safetensors weights, config and tokenizer; the folder appears whole or not at all.
+
+        ``extra_files`` (name -> text, e.g. a model card) are written into the same folder before it
+        appears, so a checkpoint is never seen without them.
+        """
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_dir(target) as tmp:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text, encoding="utf-8")
         return target
 
     @property

@@ -409,6 +409,13 @@ def test_a_users_own_strategy_and_evaluator_plug_in(tiny_generator, tmp_path):
     trace = load_trace(final["result"]["trace_path"])
     assert (trace["strategy"], trace["evaluator"]) == ("greedy_chain", "longest_first")
     assert "longest_first" in graph.get_graph().nodes
+    unknown = {**trace, "strategy": "someone_elses"}  # a plug-in registered in another process: viewable, not writable
+    from srm_agent.errors import InputError
+    from srm_agent.trace import parse_trace
+
+    assert parse_trace(unknown, registered_names=False).strategy == "someone_elses"
+    with pytest.raises(InputError, match="strategy"):
+        parse_trace(unknown)
 
 
 def test_searches_in_two_threads_report_what_they_report_alone(tiny_generator):

@@ -29,6 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from srm_agent.console import run_command
+from srm_agent.fsio import atomic_write_text
 
 from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
 from srm_tasks.blocksworld.english import action_text
@@ -127,11 +128,7 @@ def write_labels(args: argparse.Namespace) -> None:
     problems = training_problems(args.problems, args.blocks, args.seed, excluded_keys(args.exclude))
     records = label_records(problems, labeller=args.labeller, walks=args.walks, walk_length=args.walk_length,
                             seed=args.seed)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(out)
+    out = atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in records))
     counts = {v: sum(r["label"] == v for r in records) for v in (0.0, 0.5, 1.0)}
     print(f"{len(records)} step records from {len(problems)} problems (labels 0/0.5/1: {counts[0.0]}/"
           f"{counts[0.5]}/{counts[1.0]}) -> {out}", file=sys.stderr)

@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from srm_agent.fsio import atomic_dir
 from trainer import blocksworld_labels, reward_tuning, train_srm, train_srm_plus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,11 +53,8 @@ def _public_splits(shared: Path) -> list[str]:
 
 
 def _install(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.state"))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with atomic_dir(target) as tmp:
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.state"), dirs_exist_ok=True)
     print(f"   installed {target}")
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
 from srm_agent.console import positive_int
+from srm_agent.fsio import atomic_write_text
 from trainer.common import HelpFormatter, run_cli
 from trainer.data import DataError
 
@@ -99,9 +100,7 @@ def done_problems(out: Path) -> set[str]:
     if tail.strip():
         last = rows[-1]["problem_id"] if rows else None
         rows = [r for r in rows if r["problem_id"] != last]
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        tmp.replace(out)
+        atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
         log.warning("%s ended in a torn line (a run killed mid-write); it was dropped with problem %s, which "
                     "will be run again", out, last)
     return {r["problem_id"] for r in rows}
