@@ -159,3 +159,30 @@ def test_twins_differ_only_in_the_evaluator():
             mine, theirs = search_kwargs(method, settings, 4), search_kwargs(m.twin, settings, 4)
             differ = {k for k in {*mine, *theirs} if mine.get(k) != theirs.get(k)}
             assert differ <= {"evaluator", "evaluator_options", "alpha", "mode"}, (method, differ)
+
+
+def test_concurrent_and_sharded_runs_give_the_sequential_results(tmp_path, tiny_models, capsys):
+    from evals.report import main as report_main
+
+    args = ["--bench", "blocksworld", "--methods", "cot,srm-bfs", *SMALL, "--generate", "3", *tiny_models]
+
+    def per_search(out):
+        records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        return {(r["id"], r["method"]): (r["solved"], r["answer"],
+                                         {k: v for k, v in r["usage"].items() if k not in ("wall_s", "srm_seconds")})
+                for r in records}
+
+    assert main([*args, "--out", str(tmp_path / "seq")]) == 0
+    assert main([*args, "--out", str(tmp_path / "conc"), "--concurrency", "3"]) == 0
+    assert per_search(tmp_path / "conc") == per_search(tmp_path / "seq")
+    for i in range(2):
+        assert main([*args, "--out", str(tmp_path / f"shard{i}"), "--shard", f"{i}/2"]) == 0
+    assert len(per_search(tmp_path / "shard0")) == 4 and len(per_search(tmp_path / "shard1")) == 2
+    assert report_main(["merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out",
+                        str(tmp_path / "merged")]) == 0
+    assert per_search(tmp_path / "merged") == per_search(tmp_path / "seq")
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    sequential = json.loads((tmp_path / "seq" / "summary.json").read_text())
+    assert without_wall_time(merged) == without_wall_time(sequential)
+    assert report_main(["merge", str(tmp_path / "seq"), str(tmp_path / "nowhere"), "--out", str(tmp_path / "m2")]) == 2
+    assert "no config.json" in capsys.readouterr().err

@@ -202,3 +202,16 @@ def test_cli_as_a_process_help_and_errors_without_tracebacks(tmp_path):
     done = run(["score", "--srm", str(tmp_path / "nope")], json.dumps(REQUEST))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "nope" in done.stderr
+
+
+def test_the_node_serves_async_graphs(tiny_srm):
+    import asyncio
+
+    graph = one_node_graph(make_srm_node(tiny_srm, seed=0))
+    request = {"state": STATE, "candidates": CANDIDATES}
+
+    async def many():
+        return await asyncio.gather(*(graph.ainvoke(request) for _ in range(3)))
+
+    sync = graph.invoke(request)["verdict"]
+    assert all(out["verdict"] == sync for out in asyncio.run(many()))

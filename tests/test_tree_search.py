@@ -433,3 +433,21 @@ def test_searches_in_two_threads_report_what_they_report_alone(tiny_generator):
     with ThreadPoolExecutor(2) as pool:
         together = list(pool.map(outcome, problems))
     assert together == alone
+
+
+def test_searches_run_concurrently_under_ainvoke(tiny_generator):
+    import asyncio
+
+    problems = [PROBLEM, {"start": 2, "target": 17}, {"start": 3, "target": 20}]
+    graph = build_tree_search(TASK, tiny_generator, FlatSRM(), strategy="mcts", k=3, max_depth=5, mcts_iters=4, seed=4)
+
+    def outcome(final):
+        result = final["result"]
+        return result["answer"], result["path"], result["usage"]["generator_calls"], result["usage"]["prompt_tokens"]
+
+    alone = [outcome(graph.invoke({"problem": p})) for p in problems]
+
+    async def together():
+        return await asyncio.gather(*(graph.ainvoke({"problem": p}) for p in problems))
+
+    assert [outcome(final) for final in asyncio.run(together())] == alone
