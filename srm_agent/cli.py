@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from srm_agent.console import quiet_transformers, run_command
-from srm_agent.errors import SRMAgentError
+from srm_agent.errors import InputError, SRMAgentError
 from srm_agent.schemas import ProposeRequest, ScoreRequest, describe_validation_error
 
 EMBEDDED = "embedded"
@@ -31,19 +31,32 @@ class UsageError(Exception):
 def _read_request(model: type[BaseModel]) -> BaseModel:
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError(f"expects a JSON {model.__name__} on stdin (see --help)")
-    text = sys.stdin.read()
+    try:
+        text = sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"stdin is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     if not text.strip():
         raise UsageError("stdin is empty; expected a JSON request")
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise UsageError("stdin is not valid JSON: nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"stdin is not valid JSON: {exc}") from None
+    except ValueError:  # int() refuses a number this long (a denial-of-service guard)
+        raise UsageError(f"stdin is not valid JSON: a number has more than {sys.get_int_max_str_digits()} "
+                         "digits") from None
     if not isinstance(data, dict):
         raise UsageError(f"the request must be a JSON object, got {type(data).__name__}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise UsageError(describe_validation_error(exc)) from None
+
+
+def _json(obj: Any, args: argparse.Namespace) -> str:
+    """Strict JSON: a NaN or infinity in our own output is a bug, so it raises instead of printing ``NaN``."""
+    return json.dumps(obj, indent=None if args.compact else 2, allow_nan=False)
 
 
 def _load_srm(args: argparse.Namespace):
@@ -84,7 +97,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         print("note: this SRM's scoring head is untrained, so its verdicts are not meaningful yet; "
               "pass --srm with a trained checkpoint", file=sys.stderr)
     verdict = run_request(srm, request, cache=_make_cache(args))
-    print(_table(verdict) if args.table else json.dumps(verdict, indent=None if args.compact else 2))
+    print(_table(verdict) if args.table else _json(verdict, args))
 
 
 def cmd_propose(args: argparse.Namespace) -> None:
@@ -111,7 +124,7 @@ def cmd_propose(args: argparse.Namespace) -> None:
           "generated tokens", file=sys.stderr)
     out = {"state": request.state or request.prompt,
            "candidates": [{"text": c.text, "logprob": c.logprob, "num_tokens": c.num_tokens} for c in kept]}
-    print(json.dumps(out, indent=None if args.compact else 2))
+    print(_json(out, args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,4 +169,4 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
     if not args.debug:
         quiet_transformers()
-    return run_command(lambda: args.func(args), debug=args.debug, usage_errors=(UsageError,))
+    return run_command(lambda: args.func(args), debug=args.debug, usage_errors=(UsageError, InputError))

@@ -119,8 +119,11 @@ def check_rule_params(*, alpha: float, tau: float, mode: str, threshold: float, 
         raise InputError("ratio", f"must be one of {', '.join(RATIOS)}, got {ratio!r}")
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    shifted = x - x.max()
+def _log_softmax(x: np.ndarray, tau: float = 1.0) -> np.ndarray:
+    """log softmax(x / tau), shifting before dividing: with a tiny tau the gaps overflow to -inf (a
+    probability of 0) instead of inf - inf = NaN, so every finite tau > 0 gives a distribution."""
+    with np.errstate(over="ignore"):
+        shifted = (x - x.max()) / tau
     return shifted - np.log(np.exp(shifted).sum())
 
 
@@ -166,7 +169,7 @@ def speculative_verify(
 
     # 2. SRM distribution over the distinct candidates.
     r = np.array([logits[i] for i in firsts], dtype=np.float64)
-    log_q = _log_softmax(r / tau)
+    log_q = _log_softmax(r, tau)
 
     # 3-5. Speculative reward, acceptance, consistency, score (all in log space, then clipped).
     judge, draft = (log_q, log_p) if ratio == "srm_over_llm" else (log_p, log_q)

@@ -13,7 +13,8 @@ import pytest
 
 from srm_agent import InputError, make_srm_node, make_srm_tool
 from srm_agent.cli import main
-from srm_agent.schemas import MAX_ACTION_CHARS, MAX_STATE_CHARS, ScoreRequest
+from srm_agent.schemas import (MAX_ACTION_CHARS, MAX_NUM_TOKENS, MAX_SEED, MAX_STATE_CHARS, MIN_TEMPERATURE,
+                               ProposeRequest, ScoreRequest)
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = "Initial: the red block is on the blue block. Goal: the blue block is on the red block."
@@ -113,12 +114,60 @@ def test_tool_schema_and_verdict(tiny_srm):
         ({"state": "s" * (MAX_STATE_CHARS + 1), "candidates": CANDIDATES}, "state"),
         ({"state": "   ", "candidates": CANDIDATES}, "state"),
         ({"state": STATE, "candidates": CANDIDATES, "alpha": 3}, "alpha"),
+        ({"state": STATE, "candidates": CANDIDATES, "seed": -1}, "seed"),
+        ({"state": STATE, "candidates": CANDIDATES, "seed": MAX_SEED + 1}, "seed"),
+        ({"state": STATE, "candidates": [{**CANDIDATES[0], "num_tokens": 10**400}]}, "candidates[0].num_tokens"),
+        ({"state": STATE, "candidates": [{**CANDIDATES[0], "num_tokens": MAX_NUM_TOKENS + 1}]},
+         "candidates[0].num_tokens"),
+        ({"state": STATE, "candidates": CANDIDATES, "tau": 0.0}, "tau"),
     ],
 )
 def test_tool_names_the_bad_field(tiny_srm, request_, field):
     message = make_srm_tool(tiny_srm).invoke(request_)
     assert message.startswith("invalid speculative_reward input:")
     assert f" {field}:" in message
+
+
+class ExtremeScorer:
+    """An SRM stand-in whose logits sit at the edges of what the score cache accepts."""
+
+    fingerprint = "extreme"
+
+    def score(self, state: str, actions: list[str]) -> list[float]:
+        from srm_agent.cache import MAX_PLAUSIBLE_LOGIT
+
+        edges = [MAX_PLAUSIBLE_LOGIT, -MAX_PLAUSIBLE_LOGIT, 0.0, 5e-324]
+        return [edges[i % len(edges)] for i in range(len(actions))]
+
+
+TINY, HUGE = 5e-324, 1.7e308  # the smallest positive float and (nearly) the largest
+
+
+@pytest.mark.parametrize("tau", [TINY, 1e-320, 1.0, HUGE])
+@pytest.mark.parametrize("threshold", [0.0, TINY, HUGE])
+@pytest.mark.parametrize("mode", ["stochastic", "threshold"])
+@pytest.mark.parametrize("ratio", ["srm_over_llm", "llm_over_srm"])
+def test_every_request_that_validates_gives_finite_json(tau, threshold, mode, ratio):
+    tool = make_srm_tool(ExtremeScorer())
+    edges = [(0.0, 1), (-TINY, MAX_NUM_TOKENS), (-HUGE, 1), (-1.0, MAX_NUM_TOKENS), (-HUGE, MAX_NUM_TOKENS)]
+    candidates = [{"text": f"action {i}", "logprob": lp, "num_tokens": n} for i, (lp, n) in enumerate(edges)]
+    for alpha, seed in ((0.0, 0), (1.0, MAX_SEED)):
+        out = tool.invoke({"state": STATE, "candidates": candidates, "alpha": alpha, "tau": tau,
+                           "threshold": threshold, "mode": mode, "ratio": ratio, "seed": seed})
+        verdict = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the verdict: {out[:200]}"))
+        assert verdict["order"], out[:200]
+
+
+@pytest.mark.parametrize(("field", "value"), [("seed", -1), ("seed", MAX_SEED + 1), ("temperature", 1e-320),
+                                              ("temperature", MIN_TEMPERATURE / 2), ("temperature", 101.0),
+                                              ("stop", ["x"] * 17), ("stop", ["x" * 257])])
+def test_propose_request_bounds(field, value):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=field):
+        ProposeRequest(prompt="p", **{field: value})
+    ProposeRequest(prompt="p", seed=MAX_SEED, temperature=0.0)
+    ProposeRequest(prompt="p", seed=0, temperature=MIN_TEMPERATURE)
 
 
 # -- CLI ------------------------------------------------------------------------------------------
@@ -158,6 +207,11 @@ def test_cli_table_output(monkeypatch, capsys, tiny_srm_dir):
         (json.dumps({"state": STATE, "candidates": [{"text": "a", "logprob": "x", "num_tokens": 1}]}),
          "candidates[0].logprob:"),
         (json.dumps({"stat": STATE, "candidates": CANDIDATES}), "stat:"),
+        (json.dumps({**REQUEST, "seed": -1}), "seed:"),
+        (json.dumps({**REQUEST, "candidates": [{**CANDIDATES[0], "num_tokens": 10**400}]}),
+         "candidates[0].num_tokens:"),
+        ("[" * 1_000_000 + "]" * 1_000_000, "not valid JSON"),
+        ('{"state": "s", "seed": ' + "9" * 5000 + "}", "not valid JSON"),
     ],
 )
 def test_cli_bad_requests_get_one_line(monkeypatch, capsys, tiny_srm_dir, stdin, expected):
