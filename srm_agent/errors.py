@@ -23,3 +23,9 @@ class CheckpointError(SRMAgentError, OSError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message (some third-party messages run to paragraphs)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

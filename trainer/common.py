@@ -121,7 +121,8 @@ def _quiet(name: str) -> Iterator[None]:
 
 def load_model(name: str | Path, what: str, *, trust_remote_code: bool = False, quiet_head: bool = False):
     """(model, tokenizer, head_trained) of an encoder folder or hub id; not a model → one clear error."""
-    from srm_agent.srm import SpeculativeRewardModel, check_checkpoint_dir
+    from srm_agent.sources import check_checkpoint_dir
+    from srm_agent.srm import SpeculativeRewardModel
 
     path = Path(str(name)).expanduser()
     if path.exists():
