@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from srm_agent.console import positive_int
+from srm_agent.console import HelpFormatter, positive_int
 from srm_agent.generators import common_prefix_length
 from srm_agent.rule import Candidate
 
@@ -559,7 +559,7 @@ def _int_list(text: str) -> list[int]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m evals.throughput",
+        prog="python -m evals.throughput", formatter_class=HelpFormatter,
         description="Throughput of the embedded SRM (score_pairs) and generator (score_choices vs the naive "
                     "one-forward-per-choice way). Prints figures; asserts nothing.",
     )

@@ -6,7 +6,7 @@ torch raise, overflow a float or put NaN in the verdict (tests/test_interfaces.p
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -107,3 +107,13 @@ class ProposeRequest(BaseModel):
         if 0.0 < value < MIN_TEMPERATURE:
             raise ValueError(f"must be 0 (greedy) or at least {MIN_TEMPERATURE}")
         return value
+
+
+class TaskProposeRequest(BaseModel):
+    """A problem of a registered task and the steps taken so far: ``propose --task`` scores every legal next action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem: dict[str, Any] = Field(description="the problem as the task reads it (Blocksworld: {init, goal})")
+    steps: list[Annotated[str, Field(min_length=1, max_length=MAX_ACTION_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_CANDIDATES, description="actions already taken, in order")

@@ -193,6 +193,19 @@ def test_cli_table_output(monkeypatch, capsys, tiny_srm_dir):
                            json.dumps(REQUEST))
     assert code == 0 and out.splitlines()[0].split()[:3] == ["rank", "ok", "p_llm"]
     assert len(out.splitlines()) >= 4
+    legend = {line.split()[0] for line in out.split("\n\n", 1)[1].splitlines() if line.strip()}
+    assert {"ok", "p_llm", "q_srm", "SR", "RC", "score"} <= legend
+    assert "Blocksworld" not in out  # said only of the shipped SRM+, and this is another one
+
+
+def test_cli_table_escapes_model_text(monkeypatch, capsys, tiny_srm_dir):
+    hostile = "\x1b[2J\x1b[31mpick up\rthe\nred\u202eblock"
+    request = {"state": STATE, "candidates": [{"text": hostile, "logprob": -1.0, "num_tokens": 3}]}
+    code, out, _ = run_cli(monkeypatch, capsys, ["score", "--srm", str(tiny_srm_dir), "--table"],
+                           json.dumps(request))
+    row = out.splitlines()[1]
+    assert code == 0 and not any(ch in out for ch in "\x1b\r\u202e")
+    assert "\\x1b[2J\\x1b[31mpick up\\rthe\\nred\\u202eblock" in row
 
 
 @pytest.mark.parametrize(
@@ -234,15 +247,73 @@ def test_cli_shares_scores_through_redis(monkeypatch, capsys, tiny_srm_dir, redi
 
 
 def test_cli_propose_output_is_a_valid_score_request(monkeypatch, capsys, tmp_path, tiny_generator):
-    folder = tmp_path / "tiny-lm"
-    tiny_generator.model.save_pretrained(folder)
-    tiny_generator.tokenizer.save_pretrained(folder)
+    folder = save_tiny_lm(tiny_generator, tmp_path / "tiny-lm")
     ask = {"prompt": "the red block is on top of", "k": 3, "max_new_tokens": 6, "stop": [], "seed": 0}
     code, out, err = run_cli(monkeypatch, capsys, ["propose", "--generator", str(folder)], json.dumps(ask))
     assert code == 0, err
     request = ScoreRequest.model_validate_json(out)
     assert request.state == ask["prompt"] and 1 <= len(request.candidates) <= 3
     assert "prompt tokens" in err
+
+
+@pytest.mark.parametrize(("option", "command"), [("--srm", "score"), ("--generator", "propose")])
+@pytest.mark.parametrize("name", ["microsoft/deberta-v3-large", "PATH"])
+def test_cli_offline_hub_id_says_what_to_pass_instead(monkeypatch, capsys, tmp_path, option, command, name):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    stdin = json.dumps(REQUEST if command == "score" else {"prompt": "the red block"})
+    code, out, err = run_cli(monkeypatch, capsys, [command, option, name], stdin)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: {name}: ") and "local" in err and f"omit {option}" in err
+
+
+def save_tiny_lm(generator, folder: Path) -> Path:
+    generator.model.save_pretrained(folder)
+    generator.tokenizer.save_pretrained(folder)
+    return folder
+
+
+SAMPLE_PROBLEM = ROOT / "srm_agent" / "samples" / "blocksworld_problem.json"
+
+
+def test_cli_propose_task_scores_every_legal_action(monkeypatch, capsys, tmp_path, tiny_lm_tokenizer):
+    from tests.conftest import make_tiny_lm
+
+    from srm_agent.generators import TransformersGenerator
+    from srm_tasks import get_spec
+
+    long_lm = make_tiny_lm(tiny_lm_tokenizer, max_position_embeddings=2048)  # a few-shot prompt is long
+    tiny_generator = TransformersGenerator(long_lm, tiny_lm_tokenizer, device="cpu")
+    folder = save_tiny_lm(tiny_generator, tmp_path / "tiny-lm")
+    sample = json.loads(SAMPLE_PROBLEM.read_text())
+    argv = ["propose", "--task", "blocksworld", "--generator", str(folder)]
+    code, out, err = run_cli(monkeypatch, capsys, argv, json.dumps(sample))
+    assert code == 0, err
+    request = ScoreRequest.model_validate_json(out)
+
+    task = get_spec("blocksworld").make_task({})
+    state = task.initial_state(sample["problem"])
+    for step in sample["steps"]:
+        state = task.step(state, step)
+    assert request.state == task.describe(state)
+    assert [c.text for c in request.candidates] == task.legal_actions(state)
+    lead = "" if task.prompt(state)[-1:].isspace() else " "
+    expected = tiny_generator.score_choices(task.prompt(state), [lead + a for a in task.legal_actions(state)])
+    assert [c.logprob for c in request.candidates] == pytest.approx([c.logprob for c in expected], abs=1e-4)
+    assert "prompt tokens" in err  # the call's usage
+
+
+@pytest.mark.parametrize(("argv", "stdin", "expected"), [
+    (["--task", "chess"], {"problem": {}}, "unknown task 'chess'"),
+    (["--task", "blocksworld"], {"problem": {"init": []}}, "problem:"),
+    (["--task", "blocksworld"], {"problem": {"init": ["(clear a)", "(handempty)", "(ontable a)"],
+                                             "goal": ["(holding a)"]}, "steps": ["fly away"]}, "steps[0]:"),
+    (["--task", "blocksworld"], {"init": [], "goal": []}, "problem:"),
+])
+def test_cli_propose_task_bad_input_is_one_line(monkeypatch, capsys, argv, stdin, expected):
+    code, out, err = run_cli(monkeypatch, capsys, ["propose", *argv, "--generator", "/nonexistent"],
+                             json.dumps(stdin))
+    assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err
 
 
 def test_cli_as_a_process_help_and_errors_without_tracebacks(tmp_path):
