@@ -7,9 +7,11 @@ import argparse
 import contextlib
 import re
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TextIO
 
 from srm_agent.errors import CheckpointError, SRMAgentError, one_line
 
@@ -47,6 +49,27 @@ def show_value(value: Any) -> str:
     if value is True:
         return "on"
     return str(value)
+
+
+@contextlib.contextmanager
+def long_step(description: str, *, every: float = 10.0, stream: TextIO | None = None) -> Iterator[None]:
+    """A step that shows no progress of its own (parsing a GGUF file, writing weights): its description now and
+    a line every ``every`` seconds while it runs, so neither a terminal nor a CI log sits silent for long."""
+    out = stream or sys.stderr
+    print(f"{description} …", file=out, flush=True)
+    start, done = time.monotonic(), threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every):
+            print(f"  … {time.monotonic() - start:.0f} s", file=out, flush=True)
+
+    thread = threading.Thread(target=beat, name="long-step", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def quiet_transformers() -> None:
