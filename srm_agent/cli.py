@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from srm_agent.console import HelpFormatter, option_hint, positive_int, quiet_transformers, run_command
 from srm_agent.errors import InputError, SRMAgentError
 from srm_agent.schemas import ProposeRequest, ScoreRequest, TaskProposeRequest, describe_validation_error
+from srm_agent.sources import model_source
 
 log = logging.getLogger("srm_agent")
 M = TypeVar("M", bound=BaseModel)
@@ -65,24 +66,38 @@ def _json(obj: Any, args: argparse.Namespace) -> str:
     return json.dumps(obj, indent=None if args.compact else 2, allow_nan=False)
 
 
-def _load_srm(args: argparse.Namespace):
-    from srm_agent.embedded import default_srm
-    from srm_agent.srm import SpeculativeRewardModel
+def _importing_models(args: argparse.Namespace) -> None:
+    """Called just before torch and transformers load: a command that fails earlier never waits for them."""
+    if not args.debug:
+        quiet_transformers()
 
+
+def _load_srm(args: argparse.Namespace):
     if args.srm is None:
+        _importing_models(args)
+        from srm_agent.embedded import default_srm
+
         return default_srm(device=args.device)
     with option_hint("--srm", "the shipped Blocksworld SRM+"):
+        model_source(args.srm, "SRM checkpoint")  # a bad path or an offline hub id fails before torch loads
+        _importing_models(args)
+        from srm_agent.srm import SpeculativeRewardModel
+
         return SpeculativeRewardModel.from_pretrained(args.srm, device=args.device,
                                                       trust_remote_code=args.trust_remote_code)
 
 
 def _load_generator(args: argparse.Namespace):
-    from srm_agent.embedded import default_generator
-    from srm_agent.generators import TransformersGenerator
-
     if args.generator is None:
+        _importing_models(args)
+        from srm_agent.embedded import default_generator
+
         return default_generator(device=args.device, chat=args.chat)
     with option_hint("--generator", "the embedded SmolLM2-135M-Instruct"):
+        model_source(args.generator, "causal LM", gguf_file=args.gguf_file)
+        _importing_models(args)
+        from srm_agent.generators import TransformersGenerator
+
         return TransformersGenerator.from_pretrained(args.generator, gguf_file=args.gguf_file, device=args.device,
                                                      chat=args.chat, trust_remote_code=args.trust_remote_code)
 
@@ -128,10 +143,10 @@ def _table(verdict: dict[str, Any], *, shipped_srm: bool) -> str:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    from srm_agent.tool import run_request
-
     request = _validate(ScoreRequest, _read_json(ScoreRequest.__name__))
     srm = _load_srm(args)
+    from srm_agent.tool import run_request
+
     if not srm.head_trained:
         print("note: this SRM's scoring head is untrained, so its verdicts are not meaningful yet; "
               "pass --srm with a trained checkpoint", file=sys.stderr)
@@ -246,6 +261,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
-    if not args.debug:
-        quiet_transformers()
     return run_command(lambda: args.func(args), debug=args.debug, usage_errors=(UsageError, InputError))
