@@ -22,6 +22,8 @@ Ratio = Literal["srm_over_llm", "llm_over_srm"]
 MODES: tuple[str, ...] = ("stochastic", "threshold")
 RATIOS: tuple[str, ...] = ("srm_over_llm", "llm_over_srm")
 
+# numpy's SeedSequence takes no negative seed and torch.Generator.manual_seed nothing >= 2**64.
+MAX_SEED = 2**64 - 1
 # exp() of more than this overflows a float64; ratios beyond e**700 are all "infinitely" preferred.
 _MAX_LOG = 700.0
 # Two log-probabilities computed along different float paths may differ in the last bits.

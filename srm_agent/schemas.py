@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from srm_agent.rule import Candidate
+from srm_agent.rule import MAX_SEED, Candidate
 
 # Bounds that keep one request from exhausting memory; the SRM itself keeps only its window.
 MAX_STATE_CHARS = 200_000
@@ -21,8 +21,6 @@ MAX_CANDIDATES = 256
 MAX_NUM_TOKENS = 100_000
 MAX_STOPS = 16
 MAX_STOP_CHARS = 256
-# numpy's SeedSequence takes no negative seed and torch.Generator.manual_seed nothing >= 2**64.
-MAX_SEED = 2**64 - 1
 # A positive sampling temperature below this divides float32 logits towards overflow (and samples
 # greedily in all but name); 0 asks for greedy decoding.
 MIN_TEMPERATURE = 1e-3

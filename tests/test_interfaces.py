@@ -66,6 +66,13 @@ def test_node_seed_makes_stochastic_verdicts_reproducible(tiny_srm):
     assert len({accepted(s) for s in range(30)}) > 1
 
 
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, 1.5, True])
+def test_node_names_a_seed_numpy_cannot_take(tiny_srm, seed):
+    with pytest.raises(InputError) as info:
+        make_srm_node(tiny_srm, seed=seed)({"state": STATE, "candidates": CANDIDATES})
+    assert info.value.field == "seed"
+
+
 def test_node_applies_rule_overrides(tiny_srm):
     node = make_srm_node(tiny_srm, mode="threshold", threshold=0.0, alpha=1.0)
     verdict = node({"state": STATE, "candidates": CANDIDATES})["verdict"]
