@@ -164,12 +164,13 @@ def merge(dirs: Sequence[Path], out: Path, *, make_plot: bool = False) -> dict[s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from srm_agent.console import run_command
+    from srm_agent.console import HelpFormatter, run_command
 
     parser = argparse.ArgumentParser(prog="python -m evals.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    m = sub.add_parser("merge", help="join the shards of one evaluation", description="Join the output folders of "
+    m = sub.add_parser("merge", help="join the shards of one evaluation", formatter_class=HelpFormatter,
+                       description="Join the output folders of "
                        "`evals.run --shard i/N` runs (same settings) into one results.jsonl and summary.")
     m.add_argument("runs", nargs="+", type=Path, help="the shards' --out folders")
     m.add_argument("--out", type=Path, required=True, help="the merged output folder")

@@ -25,9 +25,12 @@ from typing import Any
 
 from evals.methods import METHODS, SearchSettings, search_kwargs
 from evals.report import ReportError, plot, read_results, summarise, table, write_summary
-from srm_agent.console import positive_int, quiet_transformers, run_command
+from srm_agent.console import HelpFormatter, option_hint, positive_int, quiet_transformers, run_command
 from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
 
+# The shared data beside a checkout: RAP's prompt pool is the evaluation's default where it is there.
+RAP_POOL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "blocksworld" / "llm-reasoners" / \
+    "prompts" / "pool_prompt_v1.json"
 # Options that do not change results, so a resumed run may change them.
 RUN_ONLY = ("resume", "plot", "debug", "out", "device", "redis_url", "concurrency", "methods", "limit", "shard")
 log = logging.getLogger("evals.run")
@@ -60,16 +63,28 @@ def settings_of(args: argparse.Namespace) -> SearchSettings:
 
 
 def load_models(args: argparse.Namespace, methods: Sequence[str]):
+    from srm_agent.sources import model_source
+
+    needs_srm = any(METHODS[m].evaluator == "srm" for m in methods)
+    with option_hint("--generator", "the embedded SmolLM2-135M-Instruct"):  # a bad path fails before torch loads
+        if args.generator:
+            model_source(args.generator, "causal LM")
+    with option_hint("--srm", "the shipped Blocksworld SRM+"):
+        if needs_srm and args.srm:
+            model_source(args.srm, "SRM checkpoint")
+
     from srm_agent.embedded import default_generator, default_srm
     from srm_agent.generators import TransformersGenerator
     from srm_agent.srm import SpeculativeRewardModel
 
-    generator = (TransformersGenerator.from_pretrained(args.generator, device=args.device) if args.generator
-                 else default_generator(device=args.device))
+    with option_hint("--generator", "the embedded SmolLM2-135M-Instruct"):
+        generator = (TransformersGenerator.from_pretrained(args.generator, device=args.device) if args.generator
+                     else default_generator(device=args.device))
     srm = None
-    if any(METHODS[m].evaluator == "srm" for m in methods):
-        srm = SpeculativeRewardModel.from_pretrained(args.srm, device=args.device) if args.srm \
-            else default_srm(device=args.device)
+    if needs_srm:
+        with option_hint("--srm", "the shipped Blocksworld SRM+"):
+            srm = SpeculativeRewardModel.from_pretrained(args.srm, device=args.device) if args.srm \
+                else default_srm(device=args.device)
         if not srm.head_trained:
             print("note: the SRM's scoring head is untrained; srm-* results measure an untrained verifier "
                   "(pass --srm with a trained checkpoint)", file=sys.stderr)
@@ -229,7 +244,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--bench", choices=domain_names(), default="blocksworld", help="the domain (default: blocksworld)")
     p.add_argument("--methods", type=_methods, default=_methods("cot,tot-bfs,srm-bfs"),
                    help=f"comma-separated, from: {', '.join(METHODS)} (default: cot,tot-bfs,srm-bfs)")
@@ -271,14 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--srm", default=None,
                         help="an SRM checkpoint folder (default: the shipped srm_agent/checkpoints/blocksworld-srm-plus)")
     models.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
-                        help="share SRM scores through Redis (default: $REDIS_URL; unset: in-process cache)")
+                        help="share SRM scores across processes and runs through this Redis (default: $REDIS_URL; "
+                             "unset: no shared cache)")
     models.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when available)")
     models.add_argument("--concurrency", type=positive_int, default=1, help="searches in flight at once (default: 1)")
     models.add_argument("--out", default=None, help="output folder (default: runs/<bench>-<time>)")
     models.add_argument("--resume", action="store_true", help="continue the run in --out from its results.jsonl")
     models.add_argument("--plot", action="store_true", help="also write accuracy_vs_tokens.png")
     models.add_argument("--debug", action="store_true", help="show tracebacks")
-    add_domain_arguments(p)
+    add_domain_arguments(p, prompts=str(RAP_POOL) if RAP_POOL.is_file() else "built-in")
     return p
 
 

@@ -30,7 +30,7 @@ from evals.bench.generator import MODES, bench_generator, print_generator
 from evals.bench.machine import Progress, load_average, machine_context, matmul_peak, print_machine, print_matmul
 from evals.bench.srm import add_peak, bench_srm, print_srm
 from evals.bench.texts import plan_prompts, srm_pairs
-from srm_agent.console import positive_int, quiet_transformers
+from srm_agent.console import HelpFormatter, positive_int, quiet_transformers
 
 MATMUL_SIZES = (1024, 2048)
 

@@ -14,10 +14,13 @@ import hashlib
 import importlib.util
 import logging
 import os
+import sys
+import time
 from pathlib import Path
 
 import torch
 
+from srm_agent.console import long_step
 from srm_agent.errors import CheckpointError
 from srm_agent.fsio import atomic_dir
 from srm_agent.generators import TransformersGenerator
@@ -80,15 +83,19 @@ def converted_generator_dir() -> Path:
     target = cache_dir() / f"smollm2-135m-instruct-{_file_digest(gguf)}"
     if (target / "config.json").is_file():
         return target
-    log.info("converting %s to safetensors under %s (once; about 30 s on 2 CPU cores)", gguf.name, target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    start = time.monotonic()
+    print(f"Converting the embedded generator {gguf.name} to safetensors under {target} (once; about a minute on "
+          "2 CPU cores):", file=sys.stderr, flush=True)
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.enable_progress_bar()  # the one long step of a first run: show its progress
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with long_step("  reading the tokenizer"):
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        with long_step("  reading the weights' metadata, then de-quantising them"):
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     finally:
         if not bars_were_on:
             hf_logging.disable_progress_bar()
@@ -97,8 +104,11 @@ def converted_generator_dir() -> Path:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     with atomic_dir(target, keep_existing=True) as tmp:  # keep: another process may have finished first
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        with long_step("  writing the safetensors copy"):
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    print(f"Converted in {time.monotonic() - start:.0f} s; later loads take under a second.", file=sys.stderr,
+          flush=True)
     return target
 
 

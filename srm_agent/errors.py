@@ -45,3 +45,9 @@ def backend_failures() -> tuple[type[BaseException], ...]:
     if torch is not None and hasattr(torch, "OutOfMemoryError"):
         failures.append(torch.OutOfMemoryError)
     return tuple(failures)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message (some third-party messages run to paragraphs)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

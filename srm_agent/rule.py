@@ -22,6 +22,8 @@ Ratio = Literal["srm_over_llm", "llm_over_srm"]
 MODES: tuple[str, ...] = ("stochastic", "threshold")
 RATIOS: tuple[str, ...] = ("srm_over_llm", "llm_over_srm")
 
+# numpy's SeedSequence takes no negative seed and torch.Generator.manual_seed nothing >= 2**64.
+MAX_SEED = 2**64 - 1
 # exp() of more than this overflows a float64; ratios beyond e**700 are all "infinitely" preferred.
 _MAX_LOG = 700.0
 # Two log-probabilities computed along different float paths may differ in the last bits.
@@ -119,8 +121,11 @@ def check_rule_params(*, alpha: float, tau: float, mode: str, threshold: float, 
         raise InputError("ratio", f"must be one of {', '.join(RATIOS)}, got {ratio!r}")
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    shifted = x - x.max()
+def _log_softmax(x: np.ndarray, tau: float = 1.0) -> np.ndarray:
+    """log softmax(x / tau), shifting before dividing: with a tiny tau the gaps overflow to -inf (a
+    probability of 0) instead of inf - inf = NaN, so every finite tau > 0 gives a distribution."""
+    with np.errstate(over="ignore"):
+        shifted = (x - x.max()) / tau
     return shifted - np.log(np.exp(shifted).sum())
 
 
@@ -184,7 +189,7 @@ def speculative_verify(
 
     # 2. SRM distribution over the distinct candidates.
     r = np.array([logits[i] for i in firsts], dtype=np.float64)
-    log_q = _log_softmax(r / tau)
+    log_q = _log_softmax(r, tau)
 
     # 3-5. Speculative reward, acceptance, consistency, score (all in log space, then clipped).
     judge, draft = (log_q, log_p) if ratio == "srm_over_llm" else (log_p, log_q)

@@ -195,3 +195,14 @@ def test_bad_input_names_the_field(candidates, logits, kwargs, field):
     with pytest.raises(InputError) as info:
         speculative_verify(candidates, logits, **kwargs)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("tau", [5e-324, 1e-320, 1e-300, 1.7e308])
+@pytest.mark.parametrize("ratio", ["srm_over_llm", "llm_over_srm"])
+def test_every_finite_tau_gives_a_finite_verdict(tau, ratio):
+    # A tiny tau makes the SRM distribution one-hot on the best logit; a huge one makes it uniform.
+    v = speculative_verify(THREE, [1e4, -1e4, 0.5], tau=tau, ratio=ratio, rng=0)
+    json.dumps(v.to_dict(), allow_nan=False)  # raises on NaN or inf
+    q = [d.q_srm for d in v.decisions]
+    assert q == pytest.approx([1.0, 0.0, 0.0] if tau < 1 else [1 / 3] * 3)
+    assert v.order and all(math.isfinite(d.score) and d.score >= 0 for d in v.decisions)

@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from srm_agent.console import run_command
+from srm_agent.console import HelpFormatter, run_command
 from srm_agent.fsio import atomic_write_text
 
 from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
@@ -110,15 +110,15 @@ def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak",
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.blocksworld_labels", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--problems", type=int, default=200, help="generated training problems")
     parser.add_argument("--blocks", type=block_range_arg, default=(4, 6), help="N or N-M blocks")
-    parser.add_argument("--labeller", choices=LABELLERS, default="weak")
+    parser.add_argument("--labeller", choices=LABELLERS, default="weak", help="how steps are labelled (see above)")
     parser.add_argument("--walks", type=int, default=4, help="random walks per problem")
-    parser.add_argument("--walk-length", type=int, default=6)
+    parser.add_argument("--walk-length", type=int, default=6, help="steps per random walk")
     parser.add_argument("--exclude", action="append", default=[], metavar="SPLIT_JSON",
                         help="RAP split files whose problems must not be trained on (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds problem generation and the walks")
     parser.add_argument("--out", required=True, help="step-record JSONL to write")
     args = parser.parse_args(argv)
     return run_command(lambda: write_labels(args), debug=False, usage_errors=(ValueError, OSError))

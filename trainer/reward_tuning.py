@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
-from srm_agent.console import positive_int
+from srm_agent.console import HelpFormatter, positive_int
 from srm_agent.fsio import atomic_write_text
-from trainer.common import HelpFormatter, run_cli
+from trainer.common import run_cli
 from trainer.data import DataError
 
 PROG = "python -m trainer.reward_tuning"
@@ -162,7 +162,7 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--bench", choices=domain_names(), default="blocksworld")
+    p.add_argument("--bench", choices=domain_names(), default="blocksworld", help="the task to search")
     p.add_argument("--problems", type=positive_int, default=50, help="how many training problems")
     p.add_argument("--data", type=Path, default=None,
                    help="training problems: blocksworld, a RAP split JSON or PDDL folder (default: generated); "
@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", type=Path, action="append", default=[], metavar="SPLIT",
                    help="evaluation problems to keep out (blocksworld: RAP split JSON or PDDL folder, compared up to "
                         "renaming of blocks; gsm8k: JSONL, compared by question); repeatable")
-    p.add_argument("--generator", default=None, help="causal LM folder or hub id (default: embedded SmolLM2)")
+    p.add_argument("--generator", default=None,
+                   help="causal LM folder or hub id (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--srm", default=None, help="an SRM checkpoint to prune with (default: none, keep all candidates)")
     p.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when available)")
     p.add_argument("--k", type=positive_int, default=4, help="candidates per expansion")
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=positive_int, default=None,
                    help="search depth (default: the instance's optimal length for blocksworld, 5 for gsm8k)")
     p.add_argument("--max-expansions", type=positive_int, default=60, help="expansion budget per search")
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the generator")
     p.add_argument("--seed", type=int, default=0, help="seeds problem generation and the search")
     p.add_argument("--out", type=Path, required=True, help="the RewardTuning JSONL to write")
     p.add_argument("--resume", action="store_true", help="add the problems missing from --out")

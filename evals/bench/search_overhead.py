@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from srm_agent.console import HelpFormatter
 from srm_agent.generators.base import Generation, Usage
 from srm_agent.rule import Candidate
 from srm_agent.search import SearchConfig, build_tree_search, run_search
@@ -128,7 +129,7 @@ def ms(seconds: Sequence[float]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.bench.search_overhead", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--expansions", type=int, default=1200, help="expansions per search (default: 1200)")
     parser.add_argument("--window", type=int, default=300, help="expansions per compared window (default: 300)")
     parser.add_argument("--checkpointer", action="store_true", help="also run the graph with an InMemorySaver")

@@ -24,6 +24,7 @@ from srm_agent.devices import resolve_device, resolve_dtype
 from srm_agent.errors import CheckpointError, InputError, PromptTooLong
 from srm_agent.generators.base import Generation, Usage
 from srm_agent.rule import Candidate
+from srm_agent.sources import describe_load_error, model_source
 
 
 class TransformersGenerator:
@@ -58,18 +59,20 @@ class TransformersGenerator:
     def from_pretrained(cls, path_or_id: str | Path, *, gguf_file: str | None = None,
                         device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                         chat: bool = False, trust_remote_code: bool = False) -> TransformersGenerator:
-        """Load a causal LM from a local folder or a hub id (``gguf_file`` for a GGUF file inside it)."""
+        """Load a causal LM from a local folder or a hub id (``gguf_file`` for a GGUF file inside it).
+
+        Weights load from safetensors or GGUF only, never from pickle files; a hub id loads offline from
+        the local cache, and fails at once when it is not there and the hub is unreachable.
+        """
         name = str(path_or_id)
-        local = Path(name).expanduser()
-        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": local.exists()}
-        if gguf_file is not None:
-            kwargs["gguf_file"] = gguf_file
+        source, local_only = model_source(name, "causal LM", gguf_file=gguf_file)
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": local_only}
+        gguf = {"gguf_file": gguf_file} if gguf_file is not None else {}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(local) if local.exists() else name, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else name, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **gguf)
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs, **(gguf or {"use_safetensors": True}))
         except (OSError, ValueError) as exc:
-            raise CheckpointError(name, f"cannot load as a causal LM ({exc}); pass a local model folder, or use "
-                                        "srm_agent.default_generator() for the embedded one") from exc
+            raise CheckpointError(name, f"cannot load as a causal LM: {describe_load_error(exc)}") from exc
         return cls(model, tokenizer, device=device, dtype=dtype, chat=chat)
 
     # -- prompts -------------------------------------------------------------------------------

@@ -11,15 +11,6 @@ from srm_tasks.blocksworld.task import BlocksworldTask
 from srm_tasks.registry import Option, Options, TaskSpec, register
 
 
-RAP_POOL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "blocksworld" / "llm-reasoners" / \
-    "prompts" / "pool_prompt_v1.json"
-
-
-def default_prompts() -> str:
-    """RAP's v1 pool where a checkout has the shared data beside it, else the built-in pool."""
-    return str(RAP_POOL) if RAP_POOL.is_file() else "built-in"
-
-
 def make_task(options: Options) -> BlocksworldTask:
     prompts = options.get("prompts") or "built-in"
     return BlocksworldTask(prompt_pool=None if prompts == "built-in" else prompts, seed=options.get("seed", 0))
@@ -43,8 +34,8 @@ SPEC = register(TaskSpec(
     problem_depth=lambda problem: problem.get("optimal_length") if isinstance(problem, dict) else None,
     data_help="a RAP split JSON or a folder of PlanBench PDDL files (default: generated problems)",
     options=(
-        Option("prompts", "a RAP prompt-pool JSON, or built-in (default: RAP's pool_prompt_v1.json where ../shared/data "
-                          "has it, else built-in)", default_prompts(), metavar="JSON"),
+        Option("prompts", "a RAP prompt-pool JSON (llm-reasoners' pool_prompt_v1.json), or built-in", "built-in",
+               metavar="JSON"),
         Option("generate", "without --data: how many problems to generate", 4, int, "N"),
         Option("blocks", "without --data: blocks per generated problem, N or N-M", (3, 4), block_range_arg, "N-M"),
         Option("steps", "without --data: optimal plan length, N or N-M (RAP's splits: 2, 4, ..., 12)", (2, 4),
