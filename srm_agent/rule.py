@@ -21,6 +21,9 @@ Mode = Literal["stochastic", "threshold"]
 Ratio = Literal["srm_over_llm", "llm_over_srm"]
 MODES: tuple[str, ...] = ("stochastic", "threshold")
 RATIOS: tuple[str, ...] = ("srm_over_llm", "llm_over_srm")
+# The rule's defaults (DESIGN §1), defined here only.
+ALPHA, TAU, MODE, THRESHOLD, RATIO = 0.5, 1.0, "stochastic", 1.0, "srm_over_llm"
+RULE_DEFAULTS: dict[str, Any] = {"alpha": ALPHA, "tau": TAU, "mode": MODE, "threshold": THRESHOLD, "ratio": RATIO}
 
 # numpy's SeedSequence takes no negative seed and torch.Generator.manual_seed nothing >= 2**64.
 MAX_SEED = 2**64 - 1
@@ -156,11 +159,11 @@ def speculative_verify(
     candidates: Sequence[Candidate | Mapping[str, Any]],
     srm_logits: Sequence[float],
     *,
-    alpha: float = 0.5,
-    tau: float = 1.0,
-    mode: Mode = "stochastic",
-    threshold: float = 1.0,
-    ratio: Ratio = "srm_over_llm",
+    alpha: float = ALPHA,
+    tau: float = TAU,
+    mode: Mode = MODE,
+    threshold: float = THRESHOLD,
+    ratio: Ratio = RATIO,
     rng: np.random.Generator | int | None = None,
     cached: Sequence[bool] | None = None,
 ) -> Verdict:

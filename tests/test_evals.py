@@ -186,3 +186,15 @@ def test_concurrent_and_sharded_runs_give_the_sequential_results(tmp_path, tiny_
     assert without_wall_time(merged) == without_wall_time(sequential)
     assert report_main(["merge", str(tmp_path / "seq"), str(tmp_path / "nowhere"), "--out", str(tmp_path / "m2")]) == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_a_torn_last_record_leaves_no_orphan_trace_when_resumed(tmp_path, tiny_models):
+    args = ["--bench", "blocksworld", "--methods", "cot,srm-dfs", *SMALL, *tiny_models, "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    results = tmp_path / "r" / "results.jsonl"
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # killed while writing the last one
+    assert main([*args, "--resume"]) == 0
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    traces = sorted((tmp_path / "r" / "traces").iterdir())
+    assert len(records) == len(lines) and sorted(Path(r["trace"]) for r in records) == traces
