@@ -2,8 +2,8 @@
 
 A block may be preceded by a directive in an HTML comment (invisible on the rendered page):
 ``<!-- readme-test: skip REASON -->`` (the block is not run: say why), or ``<!-- readme-test: append ARGS -->``
-(each command line of the block is run with ARGS appended: a long evaluation or training as a smoke run, e.g.
-``--limit 1``). Anything else is run exactly as written.
+(each ``python`` command of the block is run with ARGS appended: a long evaluation or training as a smoke run,
+e.g. ``--limit 1``). Anything else is run exactly as written; a shell block runs in one shell, line after line.
 """
 
 from __future__ import annotations
@@ -51,9 +51,14 @@ def test_every_block_is_either_run_or_skipped_with_a_reason():
         assert kind != "skip" or len(rest) > 10, f"{block}: a skipped block says why"
 
 
-def shell_lines(body: str) -> list[str]:
-    """The commands of a shell block, continuation lines joined."""
-    return [line for line in re.sub(r"\\\n\s*", " ", body).splitlines() if line.strip() and not line.startswith("#")]
+def shell_script(body: str, append: str) -> str:
+    """A shell block as one script: continuation lines joined, ``append`` added to each ``python`` command."""
+    def with_args(line: str) -> str:
+        command, hash_, comment = line.partition("  #")  # README comments sit two spaces after the command
+        return f"{command.rstrip()} {append}" + (f"  #{comment}" if hash_ else "")
+
+    lines = re.sub(r"\\\n\s*", " ", body).splitlines()
+    return "\n".join(with_args(line) if append and line.startswith("python") else line for line in lines)
 
 
 def environment() -> dict[str, str]:
@@ -73,7 +78,7 @@ def test_the_block_runs_as_pasted(block: Block):
         commands = [[sys.executable, "-c", block.body]]
     else:
         append = block.directive.partition(" ")[2] if block.directive.startswith("append") else ""
-        commands = [["bash", "-c", f"set -euo pipefail; {line} {append}".rstrip()] for line in shell_lines(block.body)]
+        commands = [["bash", "-c", "set -euo pipefail\n" + shell_script(block.body, append)]]
     for command in commands:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
         assert done.returncode == 0, (f"{block} exited {done.returncode}: {shlex.join(command)[:300]}\n"
