@@ -16,6 +16,7 @@ chain from the plan prompt (k=1, the generator's own preference).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,8 @@ class SearchSettings:
     seed: int = 0
     alpha: float = 0.5
     mode: str = "stochastic"
+    ratio: str = "srm_over_llm"
+    consistency: bool = True
 
 
 def search_kwargs(method: str, settings: SearchSettings, depth: int) -> dict[str, Any]:
@@ -93,5 +96,30 @@ def search_kwargs(method: str, settings: SearchSettings, depth: int) -> dict[str
         # the originals score a sampled action's intuition with a call of its own; an enumerated one has it already
         kwargs["evaluator_options"] = {"intuition": "rescore" if settings.proposals == "sample" else "proposal"}
     if m.evaluator == "srm":
-        kwargs.update(alpha=settings.alpha, mode=settings.mode)
+        kwargs.update(alpha=settings.alpha, mode=settings.mode, ratio=settings.ratio, consistency=settings.consistency)
     return kwargs
+
+
+class NoisySRM:
+    """An SRM whose logits carry Gaussian noise of standard deviation ``sigma`` (the verifier-noise ablation).
+
+    The noise of a pair is fixed by the seed and the pair itself, so a cached score and a recomputed one agree.
+    """
+
+    def __init__(self, inner: Any, sigma: float, seed: int = 0) -> None:
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma!r}")
+        self.inner, self.sigma, self.seed = inner, sigma, seed
+        self.fingerprint = f"{inner.fingerprint}+noise{sigma:g}@{seed}"
+        self.head_trained = getattr(inner, "head_trained", True)
+
+    def score(self, state: str, actions: Sequence[str]) -> list[float]:
+        import hashlib
+
+        import numpy as np
+
+        out = []
+        for action, logit in zip(actions, self.inner.score(state, actions)):
+            digest = hashlib.sha256(f"{self.seed}\x00{state}\x00{action}".encode()).digest()
+            out.append(float(logit) + self.sigma * float(np.random.default_rng(list(digest[:16])).normal()))
+        return out

@@ -17,7 +17,7 @@ from evals.methods import METHODS
 from srm_agent.search.usage import ROLES
 
 SUMMED = ("prompt_tokens", "generated_tokens", "generator_calls", "srm_calls", "srm_scored", "cache_hits",
-          "expansions", "invalid_steps", "srm_seconds", "wall_s")
+          "expansions", "invalid_steps", "judged", "rejected", "fallbacks", "srm_seconds", "wall_s")
 FLOATS = ("srm_seconds", "wall_s")
 
 

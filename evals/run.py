@@ -23,7 +23,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from evals.methods import METHODS, SearchSettings, search_kwargs
+from evals.methods import METHODS, NoisySRM, SearchSettings, search_kwargs
 from evals.report import ReportError, plot, read_results, summarise, table, write_summary
 from srm_agent.console import HelpFormatter, option_hint, positive_int, quiet_transformers, run_command
 from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
@@ -59,7 +59,8 @@ def load_bench(args: argparse.Namespace) -> tuple[TaskSpec, Any, list[Any]]:
 
 
 def settings_of(args: argparse.Namespace) -> SearchSettings:
-    return SearchSettings(**{f.name: getattr(args, f.name) for f in fields(SearchSettings)})
+    values = {f.name: getattr(args, f.name) for f in fields(SearchSettings) if f.name != "consistency"}
+    return SearchSettings(**values, consistency=args.consistency == "on")
 
 
 def load_models(args: argparse.Namespace, methods: Sequence[str]):
@@ -88,6 +89,8 @@ def load_models(args: argparse.Namespace, methods: Sequence[str]):
         if not srm.head_trained:
             print("note: the SRM's scoring head is untrained; srm-* results measure an untrained verifier "
                   "(pass --srm with a trained checkpoint)", file=sys.stderr)
+        if args.srm_noise:
+            srm = NoisySRM(srm, args.srm_noise, seed=args.seed)
     cache = None
     if args.redis_url:
         from srm_agent.cache import RedisScoreCache
@@ -279,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--alpha", type=float, default=0.5, help="SR vs RC weight of the SRM score (paper: 0.5)")
     search.add_argument("--mode", choices=("stochastic", "threshold"), default="stochastic",
                         help="SRM acceptance (default: stochastic)")
+    search.add_argument("--ratio", choices=("srm_over_llm", "llm_over_srm"), default="srm_over_llm",
+                        help="SR = q/p (srm_over_llm), or the literal p/q reading (default: srm_over_llm)")
+    search.add_argument("--consistency", choices=("on", "off"), default="on",
+                        help="rank accepted candidates by SR**alpha * RC**(1-alpha) (on), or by SR alone (off)")
+    search.add_argument("--srm-noise", type=float, default=0.0, metavar="SIGMA",
+                        help="add Gaussian noise of this standard deviation to the SRM's logits (an ablation)")
     search.add_argument("--seed", type=int, default=0, help="seeds problems, prompts and searches (default: 0)")
     models = p.add_argument_group("models and run")
     models.add_argument("--generator", default=None,

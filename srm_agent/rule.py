@@ -22,8 +22,9 @@ Ratio = Literal["srm_over_llm", "llm_over_srm"]
 MODES: tuple[str, ...] = ("stochastic", "threshold")
 RATIOS: tuple[str, ...] = ("srm_over_llm", "llm_over_srm")
 # The rule's defaults (DESIGN §1), defined here only.
-ALPHA, TAU, MODE, THRESHOLD, RATIO = 0.5, 1.0, "stochastic", 1.0, "srm_over_llm"
-RULE_DEFAULTS: dict[str, Any] = {"alpha": ALPHA, "tau": TAU, "mode": MODE, "threshold": THRESHOLD, "ratio": RATIO}
+ALPHA, TAU, MODE, THRESHOLD, RATIO, CONSISTENCY = 0.5, 1.0, "stochastic", 1.0, "srm_over_llm", True
+RULE_DEFAULTS: dict[str, Any] = {"alpha": ALPHA, "tau": TAU, "mode": MODE, "threshold": THRESHOLD, "ratio": RATIO,
+                                 "consistency": CONSISTENCY}
 
 # numpy's SeedSequence takes no negative seed and torch.Generator.manual_seed nothing >= 2**64.
 MAX_SEED = 2**64 - 1
@@ -110,8 +111,11 @@ def as_candidate(obj: Candidate | Mapping[str, Any] | Any, index: int) -> Candid
     return Candidate(text=text, logprob=float(logprob), num_tokens=int(num_tokens))
 
 
-def check_rule_params(*, alpha: float, tau: float, mode: str, threshold: float, ratio: str) -> None:
+def check_rule_params(*, alpha: float, tau: float, mode: str, threshold: float, ratio: str,
+                      consistency: bool = CONSISTENCY) -> None:
     """Reject rule parameters outside their domain, naming the parameter."""
+    if not isinstance(consistency, bool):
+        raise InputError("consistency", f"must be true or false, got {consistency!r}")
     if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
         raise InputError("alpha", f"must be in [0, 1], got {alpha!r}")
     if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0.0):
@@ -164,6 +168,7 @@ def speculative_verify(
     mode: Mode = MODE,
     threshold: float = THRESHOLD,
     ratio: Ratio = RATIO,
+    consistency: bool = CONSISTENCY,
     rng: np.random.Generator | int | None = None,
     cached: Sequence[bool] | None = None,
 ) -> Verdict:
@@ -171,8 +176,9 @@ def speculative_verify(
 
     ``srm_logits`` and ``cached`` are aligned with ``candidates``. ``rng`` is a numpy
     Generator or a seed; stochastic mode draws one uniform per distinct candidate.
+    ``consistency=False`` ranks by SR alone (the reward-consistency ablation).
     """
-    check_rule_params(alpha=alpha, tau=tau, mode=mode, threshold=threshold, ratio=ratio)
+    check_rule_params(alpha=alpha, tau=tau, mode=mode, threshold=threshold, ratio=ratio, consistency=consistency)
     if len(candidates) == 0:
         raise InputError("candidates", "must hold at least one candidate")
     cands = [as_candidate(c, i) for i, c in enumerate(candidates)]
@@ -200,7 +206,7 @@ def speculative_verify(
     sr = np.exp(log_sr)
     p_accept = np.minimum(1.0, sr)
     rc = 1.0 / (1.0 + np.abs(sr - 1.0))
-    score = np.exp(np.clip(log_selection_score(log_sr, alpha), -_MAX_LOG, _MAX_LOG))
+    score = np.exp(np.clip(log_selection_score(log_sr, alpha) if consistency else log_sr, -_MAX_LOG, _MAX_LOG))
     if mode == "stochastic":
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         accepted = generator.random(len(members)) < p_accept
@@ -242,5 +248,5 @@ def speculative_verify(
         )
         for j, first in enumerate(firsts)
     ]
-    params = {"alpha": alpha, "tau": tau, "mode": mode, "threshold": threshold, "ratio": ratio}
+    params = {"alpha": alpha, "tau": tau, "mode": mode, "threshold": threshold, "ratio": ratio, "consistency": consistency}
     return Verdict(decisions=decisions, order=order, fallback=fallback, params=params)

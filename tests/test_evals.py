@@ -198,3 +198,33 @@ def test_a_torn_last_record_leaves_no_orphan_trace_when_resumed(tmp_path, tiny_m
     records = [json.loads(line) for line in results.read_text().splitlines()]
     traces = sorted((tmp_path / "r" / "traces").iterdir())
     assert len(records) == len(lines) and sorted(Path(r["trace"]) for r in records) == traces
+
+
+def test_ablations_run_each_variant_and_tabulate_rejections(tmp_path, tiny_models, capsys):
+    from evals.ablate import main as ablate_main
+    from evals.ablate import variants
+
+    out = tmp_path / "ablate"
+    assert ablate_main(["--out", str(out), *SMALL, "--generate", "1", *tiny_models]) == 0
+    rows = json.loads((out / "ablation.json").read_text())
+    assert set(rows) == set(variants(None))
+    assert all(0 <= r["rejection_rate"] <= 1 and 0 <= r["fallback_rate"] <= 1 and r["n"] == 1 for r in rows.values())
+    printed = capsys.readouterr().out
+    assert "consistency off" in printed and (out / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+    config = json.loads((out / "noise-sigma2" / "config.json").read_text())
+    assert config["srm_noise"] == 2.0 and config["consistency"] == "on"
+
+
+def test_noisy_srm_is_deterministic_per_pair():
+    from evals.methods import NoisySRM
+
+    class Zero:
+        fingerprint = "zero"
+
+        def score(self, state, actions):
+            return [0.0] * len(actions)
+
+    noisy = NoisySRM(Zero(), 2.0, seed=1)
+    first = noisy.score("s", ["a", "b", "c"])
+    assert noisy.score("s", ["c", "a"]) == [first[2], first[0]] and len(set(first)) == 3
+    assert NoisySRM(Zero(), 0.0).score("s", ["a"]) == [0.0] and noisy.fingerprint != "zero"

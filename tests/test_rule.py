@@ -206,3 +206,10 @@ def test_every_finite_tau_gives_a_finite_verdict(tau, ratio):
     q = [d.q_srm for d in v.decisions]
     assert q == pytest.approx([1.0, 0.0, 0.0] if tau < 1 else [1 / 3] * 3)
     assert v.order and all(math.isfinite(d.score) and d.score >= 0 for d in v.decisions)
+
+
+def test_without_consistency_the_score_is_sr():
+    v = speculative_verify(THREE, LOGITS, consistency=False, mode="threshold", threshold=0.0)
+    assert all(d.score == pytest.approx(d.sr) for d in v.decisions) and v.params["consistency"] is False
+    ranked = [v.decisions[i].sr for i in v.order]
+    assert ranked == sorted(ranked, reverse=True)

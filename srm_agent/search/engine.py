@@ -184,9 +184,12 @@ class Engine:
         ctx = EvalContext(task=self.config.task, node=tree[current], generator=self.config.generator, prompt=prompt,
                           seed=self.config.seed)
         evaluation = self.config.evaluator.evaluate(ctx, candidates)
+        decisions = evaluation.verdict["decisions"]
         usage = charge(usage, "evaluation", evaluation.usage, srm_calls=evaluation.srm_calls,
                        srm_scored=evaluation.srm_scored, cache_hits=evaluation.cache_hits,
-                       srm_seconds=evaluation.srm_seconds)
+                       srm_seconds=evaluation.srm_seconds, judged=len(decisions),
+                       rejected=sum(not d["accepted"] for d in decisions),
+                       fallbacks=int(bool(evaluation.verdict.get("fallback"))))
         return {"verdict": evaluation.verdict, "usage": usage}
 
     def expand(self, tree: Tree, current: int, verdict: dict[str, Any] | None, usage: dict[str, Any]

@@ -11,7 +11,7 @@ from typing import Any
 from srm_agent.generators.base import Usage
 
 ROLES = ("proposal", "evaluation", "world_model")
-COUNTERS = ("srm_calls", "srm_scored", "cache_hits", "expansions", "invalid_steps")
+COUNTERS = ("srm_calls", "srm_scored", "cache_hits", "expansions", "invalid_steps", "judged", "rejected", "fallbacks")
 TOTALS = {"generator_calls": "calls", "prompt_tokens": "prompt_tokens", "generated_tokens": "generated_tokens"}
 
 
