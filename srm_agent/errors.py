@@ -23,3 +23,12 @@ class CheckpointError(SRMAgentError, OSError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+class ServerError(SRMAgentError, ConnectionError):
+    """A model server cannot be used as asked: unreachable, failing, or lacking a capability we need."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        self.message = message
+        super().__init__(f"{url}: {message}")
