@@ -3,38 +3,20 @@
 It answers ``/v1/models`` and ``/v1/completions`` (echo, logprobs, n, seed, stop, a GBNF literal
 ``grammar``) the way vLLM does by default, and can be told to misbehave the ways real engines do:
 ``off_by_one`` echo log-probs (llama-cpp-python on a model without BOS), ``tempered`` sampled
-log-probs, ``ignore_n``, ``reject_lists``, ``no_echo``, ``grammar``. Bound to loopback only.
+log-probs, ``ignore_n``, ``reject_lists``, ``no_echo``; ``grammar`` adds llama-cpp-python's
+``/extras/tokenize`` and token-id grammars (``root ::= <[12]> <[7]>``). Bound to loopback only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
 import torch
-
-
-def gbnf_literal_text(literal: str) -> str:
-    """The text of a GBNF string literal (the escapes llama.cpp's grammar parser reads)."""
-    assert literal[0] == literal[-1] == '"', literal
-    named = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "[": "[", "]": "]"}
-    sizes = {"x": 2, "u": 4, "U": 8}
-    out, i, body = [], 0, literal[1:-1]
-    while i < len(body):
-        if body[i] != "\\":
-            out.append(body[i])
-            i += 1
-        elif body[i + 1] in sizes:
-            size = sizes[body[i + 1]]
-            out.append(chr(int(body[i + 2: i + 2 + size], 16)))
-            i += 2 + size
-        else:
-            out.append(named[body[i + 1]])
-            i += 2
-    return "".join(out)
 
 
 class FakeCompletionsServer:
@@ -80,7 +62,7 @@ class FakeCompletionsServer:
                 "prompt_tokens": len(ids), "completion_tokens": 1}
 
     def _sample(self, prompt: str, body: dict[str, Any], rng: torch.Generator,
-                forced: str | None) -> dict[str, Any]:
+                forced: list[int] | None) -> dict[str, Any]:
         ids = self.tokenizer(prompt)["input_ids"]
         temperature = float(body.get("temperature", 1.0))
         stops = body.get("stop") or []
@@ -94,11 +76,9 @@ class FakeCompletionsServer:
             raw = torch.log_softmax(logits, dim=-1)
             logits = logits.masked_fill(self._unclean, float("-inf"))
             if forced is not None:
-                rest = forced[len(text):]
-                if not rest:
+                if len(tokens) == len(forced):
                     break
-                allowed = [t for t in range(len(raw)) if t != eos and self._piece(t) and rest.startswith(self._piece(t))]
-                token = max(allowed, key=lambda t: float(raw[t]))
+                token = forced[len(tokens)]
             elif temperature == 0:
                 token = int(logits.argmax())
             else:
@@ -133,7 +113,7 @@ class FakeCompletionsServer:
         grammar = (body.get("grammar") if self.grammar else None)
         forced = None
         if grammar:
-            forced = gbnf_literal_text(grammar.split("::=", 1)[1].strip())
+            forced = [int(t) for t in re.findall(r"<\[(\d+)\]>", grammar)]
         n = 1 if self.ignore_n else int(body.get("n") or 1)
         seed = body.get("seed")
         rng = torch.Generator().manual_seed(seed if seed is not None else 12345)
@@ -182,6 +162,9 @@ class FakeCompletionsServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/extras/tokenize" and fake.grammar:
+                    self._send(200, {"tokens": fake.tokenizer(body["input"], add_special_tokens=False)["input_ids"]})
+                    return
                 if self.path.rstrip("/") != "/v1/completions":
                     self._send(404, {"error": {"message": "not found"}})
                     return

@@ -110,21 +110,27 @@ def test_wrong_prompt_logprobs_are_refused_at_construction(peaked_lm, tiny_lm_to
     assert caught.value.url == url
 
 
-def test_wrong_prompt_logprobs_fall_back_to_grammar_forced_scoring(peaked_lm, tiny_lm_tokenizer, reference):
+def test_wrong_prompt_logprobs_fall_back_to_decoding_forced_to_the_choice_tokens(peaked_lm, tiny_lm_tokenizer,
+                                                                                  reference):
     fake, served = serve(peaked_lm, tiny_lm_tokenizer, off_by_one=True, grammar=True)
     with served as url:
         generator = OpenAICompatibleGenerator(url, max_retries=0)
-        assert generator.capabilities.scoring == "grammar"
+        assert generator.capabilities.scoring == "forced"
         fake.requests.clear()
         scored = generator.score_choices(PROMPT, CHOICES)
-    assert [r["grammar"].startswith("root ::= ") for r in fake.requests] == [True] * 3
-    assert all(math.isfinite(c.logprob) and c.num_tokens > 0 for c in scored)
+        again = asyncio.run(generator.ascore_choices(PROMPT, CHOICES))
+    ids = [tiny_lm_tokenizer(c, add_special_tokens=False)["input_ids"] for c in CHOICES]
+    assert [r["grammar"] for r in fake.requests[:3]] == ["root ::= " + " ".join(f"<[{i}]>" for i in c) for c in ids]
+    expected = reference.score_choices(PROMPT, CHOICES)
+    for got in (scored, again):
+        assert [c.logprob for c in got] == pytest.approx([c.logprob for c in expected], abs=1e-4)
+        assert [c.num_tokens for c in got] == [len(c) for c in ids]
     assert scored.usage.generated_tokens == sum(c.num_tokens for c in scored)
 
 
 def test_a_server_without_prompt_logprobs_is_refused_by_name(peaked_lm, tiny_lm_tokenizer):
     _, served = serve(peaked_lm, tiny_lm_tokenizer, no_echo=True)
-    with served as url, pytest.raises(ServerError, match="cannot score given continuations.*echo is not supported"):
+    with served as url, pytest.raises(ServerError, match="cannot score given continuations.*echo is not supported.*token-id grammar"):
         OpenAICompatibleGenerator(url, max_retries=0)
 
 

@@ -7,12 +7,13 @@ asks the server once, at construction, with a short probe prompt:
 
 - **Choice scoring.** ``echo`` + ``logprobs`` returns the prompt's token log-probs; a choice's
   tokens are found by their text offsets. Those log-probs are checked against the server's own
-  greedy-sampling log-probs of the same text. llama-cpp-python 0.3.x pairs each echoed token
+  greedy-sampling log-probs of the same tokens. llama-cpp-python 0.3.x pairs each echoed token
   with the logits *after* it when the model adds no BOS token (SmolLM2, Qwen …), so its echo is
-  off by one position; it is detected here, and where the server takes a GBNF ``grammar`` the
-  choice is scored instead by greedy decoding forced to its text (``scoring="grammar"``), whose
-  sampled-token log-probs are right. A server that offers neither raises ``ServerError`` naming
-  its URL and the missing capability.
+  off by one position; that is detected here, and where the server tokenises text and takes a
+  GBNF grammar of token ids (llama.cpp's), each choice is scored instead by greedy decoding held
+  to the choice's own tokens (``scoring="forced"``): the sampled-token log-probs it returns are
+  right, and the choice is tokenised alone, as the in-process generator does. A server that
+  offers neither raises ``ServerError`` naming its URL and the missing capability.
 - **Sampled log-probs.** vLLM (V1, default ``--logprobs-mode raw_logprobs``) and llama-cpp-python
   return the raw-logit log-probs of sampled tokens; a server that returns tempered ones is
   detected (a sample at temperature 2 rescored) and its samples are rescored with
@@ -48,20 +49,23 @@ log = logging.getLogger(__name__)
 
 PROBE_PROMPT = "Count to twenty: 1, 2, 3, 4, 5, 6, 7,"
 PROBE_FORCED = " 9, 10"  # a continuation greedy decoding would not write: shows a grammar is obeyed
+AGREE_RELATIVE = 0.05  # two readings agree within tolerance + this share of the mean |log-prob| per token
 PROBE_TOKENS = 6
+TOKEN_CACHE_SIZE = 65536
 PROBE_HOT_TEMPERATURE = 2.0  # tempered and raw log-probs differ by whole nats at this temperature
 # Pure temperature sampling, as the in-process generator does: no top-k/top-p/min-p truncation, no
 # repetition penalty (llama-cpp-python defaults to top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1.1).
 PURE_SAMPLING: dict[str, Any] = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0, "repetition_penalty": 1.0}
 
-Scoring = Literal["echo", "grammar"]
+Scoring = Literal["echo", "forced"]
 
 
 @dataclass(frozen=True)
 class ServerCapabilities:
     """What a server does right, found by the construction probe (or given, to skip it).
 
-    ``scoring``: how choices are scored ("echo" prompt log-probs, or "grammar"-forced greedy decoding);
+    ``scoring``: how choices are scored ("echo": prompt log-probs; "forced": greedy decoding held to the
+    choice's tokens by a token-id grammar);
     ``prompt_lists``: one request may carry several prompts; ``n_samples``: ``n`` > 1 is honoured;
     ``raw_sampled_logprobs``: sampled tokens come with untempered log-probs (else samples are rescored).
     """
@@ -88,8 +92,9 @@ class OpenAICompatibleGenerator:
     """A model behind an OpenAI-compatible ``/v1/completions`` endpoint (``srm_agent.generators.Generator``).
 
     ``model`` None takes the one model the server lists. ``api_key`` None sends "EMPTY" (local
-    servers ignore it). ``capabilities`` skips the construction probe; ``tolerance`` is the mean
-    absolute difference (nats per token) under which two log-prob readings of one text agree.
+    servers ignore it). ``capabilities`` skips the construction probe; two log-prob readings of the same
+    tokens agree when their mean absolute difference per token is within ``tolerance`` nats plus 5 % of
+    their mean magnitude (servers compute prompt and sampled tokens with different kernels).
     ``extra_body`` goes with every sampling request (default: ``PURE_SAMPLING``; pass ``{}`` for a
     server that rejects unknown fields).
     """
@@ -110,6 +115,10 @@ class OpenAICompatibleGenerator:
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = \
             weakref.WeakKeyDictionary()
         self._async_lock = threading.Lock()
+        self._root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+        self._token_cache: dict[str, list[int]] = {}
+        self._tokenize_path: str | None = None
+        self._special_prefix: list[int] | None = None
         self.model = model or self._only_model()
         self.capabilities = capabilities or self.probe()
 
@@ -131,7 +140,9 @@ class OpenAICompatibleGenerator:
 
     def score_choices(self, prompt: str, choices: Sequence[str]) -> Generation:
         """The log-prob of each given continuation of ``prompt``, from the server's prompt log-probs."""
-        requests = self._score_requests(prompt, choices, self.capabilities)
+        _check_choices(prompt, choices)
+        ids = self._choice_tokens(choices) if self.capabilities.scoring == "forced" else None
+        requests = self._score_requests(prompt, choices, self.capabilities, ids)
         return self._score_result(prompt, choices, [self._create(r) for r in requests])
 
     async def apropose(self, prompt: str, k: int, *, temperature: float = 0.8, max_new_tokens: int = 64,
@@ -146,7 +157,9 @@ class OpenAICompatibleGenerator:
 
     async def ascore_choices(self, prompt: str, choices: Sequence[str]) -> Generation:
         """``score_choices`` without blocking the event loop."""
-        requests = self._score_requests(prompt, choices, self.capabilities)
+        _check_choices(prompt, choices)
+        ids = await self._achoice_tokens(choices) if self.capabilities.scoring == "forced" else None
+        requests = self._score_requests(prompt, choices, self.capabilities, ids)
         responses = await asyncio.gather(*(self._acreate(r) for r in requests))
         return self._score_result(prompt, choices, list(responses))
 
@@ -189,16 +202,11 @@ class OpenAICompatibleGenerator:
                       for c, s in zip(sampled, scored)]
         return Generation(candidates, sampled.usage + scored.usage)
 
-    def _score_requests(self, prompt: str, choices: Sequence[str], caps: ServerCapabilities
-                        ) -> list[dict[str, Any]]:
-        _check_prompt(prompt)
-        if isinstance(choices, str) or len(choices) == 0:
-            raise InputError("choices", "must hold at least one choice")
-        for i, choice in enumerate(choices):
-            if not isinstance(choice, str) or not choice:
-                raise InputError(f"choices[{i}]", "must be a non-empty string")
-        if caps.scoring == "grammar":
-            return [self._forced_request(prompt, choice) for choice in choices]
+    def _score_requests(self, prompt: str, choices: Sequence[str], caps: ServerCapabilities,
+                        token_ids: list[list[int]] | None = None) -> list[dict[str, Any]]:
+        if caps.scoring == "forced":
+            assert token_ids is not None
+            return [self._forced_request(prompt, ids) for ids in token_ids]
         texts = [prompt + choice for choice in choices]
         if caps.prompt_lists:
             return [_echo_request(texts)]
@@ -215,7 +223,7 @@ class OpenAICompatibleGenerator:
             if caps.scoring == "echo":
                 spans.append(_echoed_span(choice, prompt, choices[i], self.base_url))
             elif choice.text != choices[i]:
-                raise ServerError(self.base_url, f"ignored the grammar forcing choices[{i}]: asked for "
+                raise ServerError(self.base_url, f"ignored the grammar holding it to choices[{i}]: asked for "
                                                  f"{choices[i]!r:.80}, got {choice.text!r:.80}")
             else:
                 spans.append(_generated(choice, self.base_url))
@@ -229,10 +237,62 @@ class OpenAICompatibleGenerator:
         generated = 0 if self.capabilities.scoring == "echo" else sum(len(s.logprobs) for s in spans)
         return Generation(candidates, self._usage(responses, generated=generated))
 
-    def _forced_request(self, prompt: str, text: str) -> dict[str, Any]:
-        """Greedy decoding that a GBNF grammar holds to ``text``: its sampled-token log-probs score ``text``."""
-        return {"prompt": prompt, "max_tokens": len(text.encode()) + 1, "temperature": 0.0, "logprobs": 1,
-                "extra_body": {**self.extra_body, "grammar": f"root ::= {_gbnf_literal(text)}"}}
+    def _forced_request(self, prompt: str, ids: list[int]) -> dict[str, Any]:
+        """Greedy decoding held to the tokens ``ids`` by a grammar: its sampled-token log-probs score them."""
+        grammar = "root ::= " + " ".join(f"<[{i}]>" for i in ids)
+        return {"prompt": prompt, "max_tokens": len(ids), "temperature": 0.0, "logprobs": 1,
+                "extra_body": {**self.extra_body, "grammar": grammar}}
+
+    # -- tokenisation, for forced scoring ------------------------------------------------------------
+
+    def _choice_tokens(self, choices: Sequence[str]) -> list[list[int]]:
+        return [self._cached_tokens(c) or self._store_tokens(c, self._tokenize(c)) for c in choices]
+
+    async def _achoice_tokens(self, choices: Sequence[str]) -> list[list[int]]:
+        return [self._cached_tokens(c) or self._store_tokens(c, await asyncio.to_thread(self._tokenize, c))
+                for c in choices]
+
+    def _cached_tokens(self, text: str) -> list[int] | None:
+        return self._token_cache.get(text)
+
+    def _store_tokens(self, text: str, ids: list[int]) -> list[int]:
+        if len(self._token_cache) >= TOKEN_CACHE_SIZE:
+            self._token_cache.clear()  # a search keeps asking about the same actions: start over, rarely
+        self._token_cache[text] = ids
+        return ids
+
+    def _tokenize(self, text: str) -> list[int]:
+        """``text``'s token ids by the server's own tokeniser, without any BOS it puts in front."""
+        if self._tokenize_path is None:
+            raise ServerError(self.base_url, "has no tokenize endpoint (tried /extras/tokenize and /tokenize)")
+        if self._special_prefix is None:
+            self._special_prefix = self._tokenize_raw("")
+        ids = self._tokenize_raw(text)
+        n = len(self._special_prefix)
+        return ids[n:] if ids[:n] == self._special_prefix else ids
+
+    def _tokenize_raw(self, text: str) -> list[int]:
+        body = {"input": text} if self._tokenize_path == "/extras/tokenize" else {"content": text}
+        try:
+            out = self.client.post(self._root + self._tokenize_path, cast_to=object, body=body)
+        except openai.APIError as exc:
+            raise _server_error(self.base_url, exc) from exc
+        tokens = out.get("tokens") if isinstance(out, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+            raise ServerError(self.base_url, f"{self._tokenize_path} answered {str(out)[:200]}, not token ids")
+        return tokens
+
+    def _find_tokenizer(self, once: openai.OpenAI) -> bool:
+        """Whether the server tokenises text: llama-cpp-python (/extras/tokenize) or llama.cpp (/tokenize)."""
+        for path, body in (("/extras/tokenize", {"input": "a"}), ("/tokenize", {"content": "a"})):
+            try:
+                out = once.post(self._root + path, cast_to=object, body=body)
+            except openai.APIError:
+                continue
+            if isinstance(out, dict) and isinstance(out.get("tokens"), list):
+                self._tokenize_path = path
+                return True
+        return False
 
     def _usage(self, responses: list[Any], *, generated: int) -> Usage:
         """The servers' own token counts; where a response has none, what was sent and kept."""
@@ -297,12 +357,13 @@ class OpenAICompatibleGenerator:
 
         scoring, prompt_lists, finding = self._probe_echo(once, text, reference)
         if scoring is None:
-            if not self._probe_grammar(once, text, reference):
-                raise ServerError(self.base_url, f"cannot score given continuations: {finding}, and it does not "
-                                                 "force a continuation with a GBNF grammar; the search needs "
-                                                 "prompt log-probs (vLLM: echo + logprobs)")
-            log.warning("%s: %s; scoring choices by grammar-forced greedy decoding instead", self.base_url, finding)
-            scoring = "grammar"
+            if not self._probe_forced(once, text, reference):
+                raise ServerError(self.base_url, f"cannot score given continuations: {finding}; nor does it "
+                                                 "tokenise text and take a token-id grammar (llama.cpp's) to force "
+                                                 "them. The search needs prompt log-probs (vLLM: echo + logprobs)")
+            log.warning("%s: %s; scoring choices by greedy decoding held to their tokens instead",
+                        self.base_url, finding)
+            scoring = "forced"
         caps = ServerCapabilities(scoring=scoring, prompt_lists=prompt_lists)
         n_samples, raw = self._probe_sampling(caps)
         if not raw:
@@ -315,6 +376,7 @@ class OpenAICompatibleGenerator:
                     ) -> tuple[Scoring | None, bool, str]:
         """Echo a prompt list, then a single prompt; the echoed log-probs of ``text`` must match sampling."""
         full = PROBE_PROMPT + text
+        finding = ""
         for lists in (True, False):
             try:
                 response = self._create(_echo_request([full, full] if lists else full), client=once)
@@ -331,34 +393,47 @@ class OpenAICompatibleGenerator:
             return "echo", lists, ""
         return None, False, finding
 
-    def _probe_grammar(self, once: openai.OpenAI, text: str, reference: _Tokens) -> bool:
-        """Grammar-forced greedy decoding of ``text`` + a continuation greedy would not write: obeyed, same log-probs."""
+    def _probe_forced(self, once: openai.OpenAI, text: str, reference: _Tokens) -> bool:
+        """Greedy decoding held to the tokens of ``text`` + a continuation greedy would not write:
+        the grammar is obeyed and gives the same log-probs as free greedy decoding."""
+        if not self._find_tokenizer(once):
+            return False
+        forced_text = text + PROBE_FORCED
         try:
-            response = self._create(self._forced_request(PROBE_PROMPT, text + PROBE_FORCED), client=once)
+            ids = self._tokenize(forced_text)
+            response = self._create(self._forced_request(PROBE_PROMPT, ids), client=once)
         except ServerError:
             return False
         choice = response.choices[0]
-        if choice.text != text + PROBE_FORCED:
+        if choice.text != forced_text:
             return False
-        forced = _generated(choice, self.base_url)
-        head = _Tokens(forced.tokens[: len(reference.tokens)], forced.logprobs[: len(reference.tokens)])
-        return _agree(head, reference, self.tolerance)
+        return _agree(_generated(choice, self.base_url), reference, self.tolerance)
 
     def _probe_sampling(self, caps: ServerCapabilities) -> tuple[bool, bool]:
-        """Whether ``n`` is honoured and sampled log-probs are untempered (samples at temperature 2 rescored)."""
-        response = self._create({"prompt": PROBE_PROMPT, "n": 2, "max_tokens": PROBE_TOKENS, "seed": 0,
-                                 "temperature": PROBE_HOT_TEMPERATURE, "top_p": 1.0, "logprobs": 1,
-                                 "extra_body": self.extra_body})
-        verdicts = []
-        for choice in response.choices:
-            sampled = _generated(choice, self.base_url)
-            if not choice.text.strip():
-                continue
-            requests = self._score_requests(PROBE_PROMPT, [choice.text], caps)
-            rescored = self._score_spans(PROBE_PROMPT, [choice.text], [self._create(r) for r in requests], caps)[0]
-            if _common_tokens(sampled, rescored):
-                verdicts.append(_agree(sampled, rescored, self.tolerance))
-        return len(response.choices) >= 2, bool(verdicts) and all(verdicts)
+        """Whether ``n`` is honoured, and whether sampled log-probs are untempered: samples at temperature 2,
+        rescored by ``caps.scoring``, must keep their log-probs (tempered ones are about halved)."""
+        n_samples, verdicts = False, []
+        for seed in range(3):  # until one sample is tokenised as the scorer would tokenise it
+            response = self._create({"prompt": PROBE_PROMPT, "n": 2, "max_tokens": PROBE_TOKENS, "seed": seed,
+                                     "temperature": PROBE_HOT_TEMPERATURE, "top_p": 1.0, "logprobs": 1,
+                                     "extra_body": self.extra_body})
+            n_samples = n_samples or len(response.choices) >= 2
+            for choice in response.choices:
+                sampled = _generated(choice, self.base_url)
+                if not choice.text:
+                    continue
+                ids = self._choice_tokens([choice.text]) if caps.scoring == "forced" else None
+                requests = self._score_requests(PROBE_PROMPT, [choice.text], caps, ids)
+                rescored = self._score_spans(PROBE_PROMPT, [choice.text], [self._create(r) for r in requests],
+                                             caps)[0]
+                if _common_tokens(sampled, rescored):
+                    verdicts.append(_agree(sampled, rescored, self.tolerance))
+            if verdicts:
+                break
+        if not verdicts:
+            log.warning("%s: no probe sample could be rescored token by token; assuming tempered sampled "
+                        "log-probs (proposals are rescored)", self.base_url)
+        return n_samples, bool(verdicts) and all(verdicts)
 
 
 # -- helpers -------------------------------------------------------------------------------------------
@@ -369,6 +444,15 @@ def _check_prompt(prompt: str) -> None:
         raise InputError("prompt", "must be a non-empty string")
 
 
+def _check_choices(prompt: str, choices: Sequence[str]) -> None:
+    _check_prompt(prompt)
+    if isinstance(choices, str) or len(choices) == 0:
+        raise InputError("choices", "must hold at least one choice")
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, str) or not choice:
+            raise InputError(f"choices[{i}]", "must be a non-empty string")
+
+
 def _sample_seed(seed: int, i: int) -> int:
     return (seed * 1_000_003 + i) % (2**31 - 1)
 
@@ -376,24 +460,6 @@ def _sample_seed(seed: int, i: int) -> int:
 def _echo_request(prompt: str | list[str]) -> dict[str, Any]:
     # max_tokens 1, not 0: llama-cpp-python reads 0 as "no limit". The one generated token is not scored.
     return {"prompt": prompt, "echo": True, "max_tokens": 1, "temperature": 0.0, "logprobs": 1}
-
-
-def _gbnf_literal(text: str) -> str:
-    """``text`` as a GBNF string literal."""
-    named = {"\n": "\\n", "\t": "\\t", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
-    out = []
-    for ch in text:
-        if ch in named:
-            out.append(named[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    return '"' + "".join(out) + '"'
 
 
 def _logprobs_of(choice: Any, url: str) -> Any:
@@ -449,11 +515,13 @@ def _common_tokens(a: _Tokens, b: _Tokens) -> int:
 
 
 def _agree(a: _Tokens, b: _Tokens, tolerance: float) -> bool:
-    """Same leading tokens, and their log-probs within ``tolerance`` nats per token on average."""
+    """Same leading tokens, whose log-probs differ by at most ``tolerance`` + 5 % of their magnitude per token."""
     n = _common_tokens(a, b)
     if n == 0:
         return False
-    return sum(abs(x - y) for x, y in zip(a.logprobs[:n], b.logprobs[:n])) / n <= tolerance
+    gap = sum(abs(x - y) for x, y in zip(a.logprobs[:n], b.logprobs[:n])) / n
+    size = sum(abs(x) + abs(y) for x, y in zip(a.logprobs[:n], b.logprobs[:n])) / (2 * n)
+    return gap <= tolerance + AGREE_RELATIVE * size
 
 
 def _show(tokens: _Tokens) -> str:
