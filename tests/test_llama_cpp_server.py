@@ -10,12 +10,9 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -25,51 +22,27 @@ from srm_agent.errors import ServerError
 
 pytestmark = pytest.mark.slow
 
-# Quantised (Q4_1 GGUF through llama.cpp's kernels) against de-quantised fp32 weights in torch:
-# measured on Blocksworld prompts, the largest gap was about 0.02 nats per token (README).
-TOLERANCE_PER_TOKEN = 0.05
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Q4_1 weights through llama.cpp's kernels (activations quantised to 8 bits) against the same weights
+# de-quantised to fp32 in torch: on Blocksworld choices the gap measured up to 0.09 nats per token, 0.02 on
+# average (README, evals.generator_backends).
+TOLERANCE_PER_TOKEN = 0.15
 
 
 @contextmanager
 def llama_cpp_server(gguf: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python -m llama_cpp.server`` on a free loopback port; yields (base URL, process), stops it after."""
+    """The real server on a free loopback port; a missing install or a failed start fails the test."""
     try:
         import llama_cpp.server  # noqa: F401
     except ImportError as exc:
         pytest.fail(f"llama-cpp-python with its server extra is not installed ({exc}); run `make install-llama-cpp`")
-    port = _free_port()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
-                                 "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/models", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"llama_cpp.server did not answer at {url} within 120 s: {log_path.read_text()[-2000:]}")
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    from srm_agent.generators.llama_cpp import llama_cpp_server as serve
+
+    with ExitStack() as stack:
+        try:
+            running = stack.enter_context(serve(gguf, n_threads=2, log_path=log_path))
+        except ServerError as exc:
+            pytest.fail(str(exc))
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +120,8 @@ def test_a_blocksworld_search_through_the_server_solves_what_the_in_process_one_
     task, problems = blocksworld
     srm = default_srm(device="cpu")
     for seed in (0, 1):
-        options = {"strategy": "bfs", "k": 3, "max_depth": 2, "beam_width": 3, "max_expansions": 8, "seed": seed}
-        for problem in problems:
+        options = {"strategy": "bfs", "k": 3, "max_depth": 2, "beam_width": 3, "max_expansions": 4, "seed": seed}
+        for problem in problems[:1]:
             remote = build_tree_search(task, server, srm, **options).invoke({"problem": problem})["result"]
             local = build_tree_search(task, in_process, srm, **options).invoke({"problem": problem})["result"]
             assert remote["failure"] is None
@@ -189,3 +162,27 @@ def test_a_server_that_dies_mid_search_ends_it_with_a_recorded_failure(gguf, blo
     assert url in result["failure"]
     with pytest.raises(ServerError, match="cannot be reached"):
         generator.generator.score_choices("x", [" y"])
+
+
+def test_llama_cpp_in_process_agrees_with_transformers_and_reuses_the_prompt(gguf, in_process, blocksworld):
+    from srm_agent.generators.llama_cpp import LlamaCppGenerator
+
+    task, problems = blocksworld
+    generator = LlamaCppGenerator(gguf, n_threads=2, max_choices=2)  # 2: a state's actions take two batches
+    state = task.initial_state(problems[0])
+    prompt, actions = task.prompt(state), task.legal_actions(state)
+    scored, local = generator.score_choices(prompt, actions), in_process.score_choices(prompt, actions)
+    assert scored.token_ids == local.token_ids
+    for got, ref in zip(scored, local):
+        assert abs(got.logprob - ref.logprob) / ref.num_tokens < TOLERANCE_PER_TOKEN
+    proposed = generator.propose(prompt, 3, temperature=0.8, max_new_tokens=12, stop=["\n"], seed=0)
+    assert len(proposed) == 3 and proposed.usage.generated_tokens == sum(c.num_tokens for c in proposed)
+    assert [c.text for c in generator.propose(prompt, 3, temperature=0.8, max_new_tokens=12, stop=["\n"], seed=0)] \
+        == [c.text for c in proposed]
+    assert all("\n" not in c.text and len(ids) == c.num_tokens for c, ids in zip(proposed, proposed.token_ids))
+    free = generator.propose(prompt, 3, temperature=1.0, max_new_tokens=8, seed=1)
+    checks = in_process.score_choices(prompt, [c.text for c in free])
+    compared = [(c, r) for c, r in zip(free, checks) if r.num_tokens == c.num_tokens]
+    assert compared  # untempered log-probs, as transformers gives them for the same tokens
+    for cand, check in compared:
+        assert abs(cand.logprob - check.logprob) / cand.num_tokens < TOLERANCE_PER_TOKEN

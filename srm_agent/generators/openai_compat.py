@@ -42,7 +42,7 @@ from typing import Any, Literal
 import openai
 
 from srm_agent.errors import InputError, ServerError
-from srm_agent.generators.base import Generation, Usage
+from srm_agent.generators.base import Generation, Usage, check_sampling
 from srm_agent.rule import Candidate
 
 log = logging.getLogger(__name__)
@@ -168,12 +168,7 @@ class OpenAICompatibleGenerator:
     def _propose_requests(self, prompt: str, k: int, temperature: float, max_new_tokens: int,
                           stop: Sequence[str] | None, seed: int | None) -> list[dict[str, Any]]:
         _check_prompt(prompt)
-        if not isinstance(k, int) or k < 1:
-            raise InputError("k", f"must be an integer >= 1, got {k!r}")
-        if not temperature >= 0:
-            raise InputError("temperature", f"must be >= 0, got {temperature}")
-        if max_new_tokens < 1:
-            raise InputError("max_new_tokens", f"must be >= 1, got {max_new_tokens}")
+        check_sampling(k, temperature, max_new_tokens)
         rows = k if temperature > 0 else 1
         base: dict[str, Any] = {"prompt": prompt, "max_tokens": max_new_tokens, "temperature": temperature,
                                 "top_p": 1.0, "logprobs": 1, "extra_body": self.extra_body}
