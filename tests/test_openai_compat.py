@@ -197,3 +197,18 @@ def test_generator_specs(peaked_lm, tiny_lm_tokenizer, tmp_path):
     tiny_lm_tokenizer.save_pretrained(tmp_path / "lm")
     local = generator_from_spec(tmp_path / "lm", device="cpu")
     assert isinstance(local, TransformersGenerator)
+
+
+def test_rescoring_keeps_empty_samples_and_merges_repeated_texts():
+    from srm_agent.generators import Generation, Usage
+    from srm_agent.generators.openai_compat import _rescorable
+    from srm_agent.rule import Candidate
+
+    generator = OpenAICompatibleGenerator.__new__(OpenAICompatibleGenerator)
+    sampled = Generation([Candidate(" a", -1.0, 1), Candidate("", -0.5, 1), Candidate(" a", -1.0, 1),
+                          Candidate(" b c", -2.0, 2)], Usage(1, 10, 5))
+    assert _rescorable(sampled) == [" a", " b c"]
+    scored = Generation([Candidate(" a", -3.0, 1), Candidate(" b c", -4.0, 2)], Usage(1, 20, 0))
+    out = generator._rescored(sampled, scored)
+    assert [(c.text, c.logprob) for c in out] == [(" a", -3.0), ("", -0.5), (" a", -3.0), (" b c", -4.0)]
+    assert out.usage == Usage(2, 30, 5)

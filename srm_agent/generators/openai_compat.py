@@ -134,9 +134,10 @@ class OpenAICompatibleGenerator:
         """
         requests = self._propose_requests(prompt, k, temperature, max_new_tokens, stop, seed)
         generation = self._propose_result(k, temperature, [self._create(r) for r in requests])
-        if self.capabilities.raw_sampled_logprobs:
+        texts = _rescorable(generation)
+        if self.capabilities.raw_sampled_logprobs or not texts:
             return generation
-        return self._rescored(generation, self.score_choices(prompt, [c.text for c in generation]))
+        return self._rescored(generation, self.score_choices(prompt, texts))
 
     def score_choices(self, prompt: str, choices: Sequence[str]) -> Generation:
         """The log-prob of each given continuation of ``prompt``, from the server's prompt log-probs."""
@@ -151,9 +152,10 @@ class OpenAICompatibleGenerator:
         requests = self._propose_requests(prompt, k, temperature, max_new_tokens, stop, seed)
         responses = await asyncio.gather(*(self._acreate(r) for r in requests))
         generation = self._propose_result(k, temperature, list(responses))
-        if self.capabilities.raw_sampled_logprobs:
+        texts = _rescorable(generation)
+        if self.capabilities.raw_sampled_logprobs or not texts:
             return generation
-        return self._rescored(generation, await self.ascore_choices(prompt, [c.text for c in generation]))
+        return self._rescored(generation, await self.ascore_choices(prompt, texts))
 
     async def ascore_choices(self, prompt: str, choices: Sequence[str]) -> Generation:
         """``score_choices`` without blocking the event loop."""
@@ -193,8 +195,10 @@ class OpenAICompatibleGenerator:
         return Generation(candidates, self._usage(responses, generated=sum(c.num_tokens for c in candidates[:rows])))
 
     def _rescored(self, sampled: Generation, scored: Generation) -> Generation:
-        candidates = [Candidate(text=c.text, logprob=s.logprob, num_tokens=s.num_tokens)
-                      for c, s in zip(sampled, scored)]
+        """Samples with their rescored log-probs (an empty sample, which nothing rescores, keeps its own)."""
+        by_text = {c.text: c for c in scored}
+        candidates = [Candidate(text=c.text, logprob=by_text[c.text].logprob, num_tokens=by_text[c.text].num_tokens)
+                      if c.text in by_text else c for c in sampled]
         return Generation(candidates, sampled.usage + scored.usage)
 
     def _score_requests(self, prompt: str, choices: Sequence[str], caps: ServerCapabilities,
@@ -437,6 +441,11 @@ class OpenAICompatibleGenerator:
 def _check_prompt(prompt: str) -> None:
     if not isinstance(prompt, str) or not prompt:
         raise InputError("prompt", "must be a non-empty string")
+
+
+def _rescorable(generation: Generation) -> list[str]:
+    """The distinct non-empty texts of a generation, in order."""
+    return list(dict.fromkeys(c.text for c in generation if c.text))
 
 
 def _check_choices(prompt: str, choices: Sequence[str]) -> None:
