@@ -128,7 +128,7 @@ def test_a_blocksworld_search_through_the_server_solves_what_the_in_process_one_
             assert (remote["solved"], remote["path"]) == (local["solved"], local["path"])
 
 
-def test_a_server_that_dies_mid_search_ends_it_with_a_recorded_failure(gguf, blocksworld, tmp_path):
+def test_a_server_that_dies_mid_search_ends_it_with_a_recorded_failure(gguf, server, blocksworld, tmp_path):
     from graphs.tree_search import build_tree_search
     from srm_agent.generators import OpenAICompatibleGenerator
 
@@ -153,7 +153,9 @@ def test_a_server_that_dies_mid_search_ends_it_with_a_recorded_failure(gguf, blo
             return method(*args, **kwargs)
 
     with llama_cpp_server(gguf, tmp_path / "server.log") as (url, proc):
-        generator = KillsItsServerAfterOneCall(OpenAICompatibleGenerator(url, max_retries=2), proc)
+        # the same engine as the module's server: its probe's findings hold, no need to probe again
+        generator = KillsItsServerAfterOneCall(
+            OpenAICompatibleGenerator(url, max_retries=2, capabilities=server.capabilities), proc)
         result = build_tree_search(task, generator, evaluator="none", k=1, max_depth=3,
                                    strategy="dfs").invoke({"problem": problems[0]})["result"]
         ended = time.time()

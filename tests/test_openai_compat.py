@@ -119,10 +119,12 @@ def test_wrong_prompt_logprobs_fall_back_to_decoding_forced_to_the_choice_tokens
         fake.requests.clear()
         scored = generator.score_choices(PROMPT, CHOICES)
         again = asyncio.run(generator.ascore_choices(PROMPT, CHOICES))
+        told = OpenAICompatibleGenerator(url, capabilities=generator.capabilities)  # no probe: finds the tokenizer
+        unprobed = told.score_choices(PROMPT, CHOICES)
     ids = [tiny_lm_tokenizer(c, add_special_tokens=False)["input_ids"] for c in CHOICES]
     assert [r["grammar"] for r in fake.requests[:3]] == ["root ::= " + " ".join(f"<[{i}]>" for i in c) for c in ids]
     expected = reference.score_choices(PROMPT, CHOICES)
-    for got in (scored, again):
+    for got in (scored, again, unprobed):
         assert [c.logprob for c in got] == pytest.approx([c.logprob for c in expected], abs=1e-4)
         assert [c.num_tokens for c in got] == [len(c) for c in ids]
     assert scored.usage.generated_tokens == sum(c.num_tokens for c in scored)

@@ -262,7 +262,7 @@ class OpenAICompatibleGenerator:
 
     def _tokenize(self, text: str) -> list[int]:
         """``text``'s token ids by the server's own tokeniser, without any BOS it puts in front."""
-        if self._tokenize_path is None:
+        if self._tokenize_path is None and not self._find_tokenizer(self.client):  # capabilities were given
             raise ServerError(self.base_url, "has no tokenize endpoint (tried /extras/tokenize and /tokenize)")
         if self._special_prefix is None:
             self._special_prefix = self._tokenize_raw("")
