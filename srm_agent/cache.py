@@ -1,7 +1,9 @@
 """Score caches: SRM logits keyed by ``(srm fingerprint, state, action)``.
 
 Values are plain floats (strings in Redis, never pickle). Every backend reads and writes a whole
-expansion at once, so a node call costs one round trip whatever K is.
+expansion at once, so a node call costs one round trip whatever K is. A Redis value that is not a
+float this module wrote, or not one an SRM can produce (see ``MAX_PLAUSIBLE_LOGIT``), is a miss:
+the pair is scored again and overwritten, and one warning is logged.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +19,13 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
+
+# A trained SRM's logits lie within about ±50 (sigmoid(40) is 1 - 4e-18) and a sequence-classifier head
+# on layer-normed features does not reach thousands; fp16 cannot even hold more than 65504. A cached
+# value beyond ±1e4 is therefore corruption or tampering, never a score: it would decide the softmax alone.
+MAX_PLAUSIBLE_LOGIT = 1e4
+# Exactly what ``repr(float)`` writes for a finite number: no underscores, spaces, "inf" or "nan".
+_FLOAT_TEXT = re.compile(rb"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def score_key(fingerprint: str, state: str, action: str) -> str:
@@ -88,9 +98,11 @@ class RedisScoreCache:
         self.retry_after = retry_after
         self.fallback = fallback or InMemoryScoreCache()
         self._errors = (redis.ConnectionError, redis.TimeoutError)
+        # Raw bytes: one undecodable value must be a miss, not an error for the whole MGET.
         self._client = redis.Redis.from_url(url, socket_timeout=socket_timeout,
-                                            socket_connect_timeout=socket_timeout, decode_responses=True)
+                                            socket_connect_timeout=socket_timeout, decode_responses=False)
         self._down_since: float | None = None
+        self._warned_bad_value = False
 
     @property
     def client(self):
@@ -128,7 +140,14 @@ class RedisScoreCache:
                 self._went_down(exc)
             else:
                 self._came_back()
-                return [_parse(v) for v in raw]
+                values = [parse_score(v) for v in raw]
+                bad = [k for k, v, r in zip(keys, values, raw) if v is None and r is not None]
+                if bad and not self._warned_bad_value:
+                    log.warning("Redis score cache: %d value(s) under %r are not scores an SRM can produce (first: "
+                                "%s:%s); they count as misses and are rescored and overwritten; this warning is "
+                                "shown once", len(bad), self.namespace, self.namespace, bad[0])
+                    self._warned_bad_value = True
+                return values
         return self.fallback.get_many(keys)
 
     def set_many(self, mapping: Mapping[str, float]) -> None:
@@ -152,12 +171,13 @@ class RedisScoreCache:
             self._came_back()
 
 
-def _parse(value: str | None) -> float | None:
-    """A stored score, or None for a miss or anything that is not a finite float."""
+def parse_score(value: bytes | str | None) -> float | None:
+    """A stored score, or None for a miss, for anything ``set_many`` would not have written (bytes that
+    are not a plain decimal float) and for a float beyond ``MAX_PLAUSIBLE_LOGIT``."""
     if value is None:
         return None
-    try:
-        number = float(value)
-    except ValueError:
+    data = value.encode("utf-8", "replace") if isinstance(value, str) else bytes(value)
+    if len(data) > 32 or not _FLOAT_TEXT.fullmatch(data):
         return None
-    return number if math.isfinite(number) else None
+    number = float(data)
+    return number if math.isfinite(number) and abs(number) <= MAX_PLAUSIBLE_LOGIT else None

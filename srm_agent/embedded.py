@@ -14,13 +14,15 @@ import hashlib
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
+import sys
+import time
 from pathlib import Path
 
 import torch
 
+from srm_agent.console import long_step
 from srm_agent.errors import CheckpointError
+from srm_agent.fsio import atomic_dir
 from srm_agent.generators import TransformersGenerator
 from srm_agent.srm import SpeculativeRewardModel
 
@@ -81,15 +83,19 @@ def converted_generator_dir() -> Path:
     target = cache_dir() / f"smollm2-135m-instruct-{_file_digest(gguf)}"
     if (target / "config.json").is_file():
         return target
-    log.info("converting %s to safetensors under %s (once; about 30 s on 2 CPU cores)", gguf.name, target)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    start = time.monotonic()
+    print(f"Converting the embedded generator {gguf.name} to safetensors under {target} (once; about a minute on "
+          "2 CPU cores):", file=sys.stderr, flush=True)
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.enable_progress_bar()  # the one long step of a first run: show its progress
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with long_step("  reading the tokenizer"):
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        with long_step("  reading the weights' metadata, then de-quantising them"):
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     finally:
         if not bars_were_on:
             hf_logging.disable_progress_bar()
@@ -97,18 +103,12 @@ def converted_generator_dir() -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        if target.exists():  # another process finished first
-            shutil.rmtree(tmp)
-        else:
-            tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(target, keep_existing=True) as tmp:  # keep: another process may have finished first
+        with long_step("  writing the safetensors copy"):
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    print(f"Converted in {time.monotonic() - start:.0f} s; later loads take under a second.", file=sys.stderr,
+          flush=True)
     return target
 
 

@@ -25,7 +25,35 @@ class CheckpointError(SRMAgentError, OSError):
         super().__init__(f"{path}: {message}")
 
 
-class ServerError(SRMAgentError, ConnectionError):
+class BackendError(SRMAgentError):
+    """A model backend failed (a server error or timeout, out of memory, a context window too small).
+
+    A search ends with ``result["failure"]`` on one of these; a bug raises as itself.
+    """
+
+
+class PromptTooLong(InputError, BackendError):
+    """A prompt plus what is to come does not fit the model's context window."""
+
+
+def backend_failures() -> tuple[type[BaseException], ...]:
+    """The exception types that mean "the backend failed", not "our code or a domain has a bug"."""
+    failures: list[type[BaseException]] = [BackendError, TimeoutError, ConnectionError, MemoryError]
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "OutOfMemoryError"):
+        failures.append(torch.OutOfMemoryError)
+    return tuple(failures)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message (some third-party messages run to paragraphs)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+class ServerError(BackendError, ConnectionError):
     """A model server cannot be used as asked: unreachable, failing, or lacking a capability we need."""
 
     def __init__(self, url: str, message: str) -> None:

@@ -6,11 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from srm_agent.cache import ScoreCache
-from srm_agent.rule import check_rule_params
+from srm_agent.rule import RULE_DEFAULTS, check_rule_params
 from srm_agent.verify import Scorer, verify_candidates
-
-RULE_DEFAULTS: dict[str, Any] = {"alpha": 0.5, "tau": 1.0, "mode": "stochastic", "threshold": 1.0,
-                                 "ratio": "srm_over_llm"}
 
 
 def rule_params(**overrides: Any) -> dict[str, Any]:

@@ -21,7 +21,12 @@ Mode = Literal["stochastic", "threshold"]
 Ratio = Literal["srm_over_llm", "llm_over_srm"]
 MODES: tuple[str, ...] = ("stochastic", "threshold")
 RATIOS: tuple[str, ...] = ("srm_over_llm", "llm_over_srm")
+# The rule's defaults (DESIGN §1), defined here only.
+ALPHA, TAU, MODE, THRESHOLD, RATIO = 0.5, 1.0, "stochastic", 1.0, "srm_over_llm"
+RULE_DEFAULTS: dict[str, Any] = {"alpha": ALPHA, "tau": TAU, "mode": MODE, "threshold": THRESHOLD, "ratio": RATIO}
 
+# numpy's SeedSequence takes no negative seed and torch.Generator.manual_seed nothing >= 2**64.
+MAX_SEED = 2**64 - 1
 # exp() of more than this overflows a float64; ratios beyond e**700 are all "infinitely" preferred.
 _MAX_LOG = 700.0
 # Two log-probabilities computed along different float paths may differ in the last bits.
@@ -119,20 +124,46 @@ def check_rule_params(*, alpha: float, tau: float, mode: str, threshold: float, 
         raise InputError("ratio", f"must be one of {', '.join(RATIOS)}, got {ratio!r}")
 
 
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    shifted = x - x.max()
+def _log_softmax(x: np.ndarray, tau: float = 1.0) -> np.ndarray:
+    """log softmax(x / tau), shifting before dividing: with a tiny tau the gaps overflow to -inf (a
+    probability of 0) instead of inf - inf = NaN, so every finite tau > 0 gives a distribution."""
+    with np.errstate(over="ignore"):
+        shifted = (x - x.max()) / tau
     return shifted - np.log(np.exp(shifted).sum())
+
+
+def merge_duplicates(cands: Sequence[Candidate]) -> tuple[list[list[int]], np.ndarray]:
+    """Candidates grouped by text (stripped), first occurrence first, and each group's generator log-probability:
+    the length-normalised softmax over all K, the members' probabilities added."""
+    log_p_all = _log_softmax(np.array([c.logprob / c.num_tokens for c in cands], dtype=np.float64))
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(cands):
+        groups.setdefault(c.text.strip(), []).append(i)
+    members = list(groups.values())
+    return members, np.array([np.logaddexp.reduce(log_p_all[g]) for g in members])
+
+
+def log_selection_score(log_sr: np.ndarray, alpha: float) -> np.ndarray:
+    """log(SR**alpha * RC**(1 - alpha)) in closed form, so that equal scores are exactly equal.
+
+    For SR >= 1, RC = 1/SR and the score is SR**(2*alpha - 1) (at alpha = 0.5 exactly 1: ties are the normal
+    case, broken by q); for SR < 1, RC = 1/(2 - SR) and the score is SR**alpha * (2 - SR)**(alpha - 1).
+    """
+    log_sr = np.asarray(log_sr, dtype=np.float64)
+    below = np.minimum(log_sr, 0.0)
+    return np.where(log_sr >= 0.0, (2.0 * alpha - 1.0) * log_sr,
+                    alpha * below + (alpha - 1.0) * np.log(2.0 - np.exp(below)))
 
 
 def speculative_verify(
     candidates: Sequence[Candidate | Mapping[str, Any]],
     srm_logits: Sequence[float],
     *,
-    alpha: float = 0.5,
-    tau: float = 1.0,
-    mode: Mode = "stochastic",
-    threshold: float = 1.0,
-    ratio: Ratio = "srm_over_llm",
+    alpha: float = ALPHA,
+    tau: float = TAU,
+    mode: Mode = MODE,
+    threshold: float = THRESHOLD,
+    ratio: Ratio = RATIO,
     rng: np.random.Generator | int | None = None,
     cached: Sequence[bool] | None = None,
 ) -> Verdict:
@@ -156,17 +187,12 @@ def speculative_verify(
         raise InputError("cached", f"has {len(cached_flags)} values for {len(cands)} candidates")
 
     # 1. Generator distribution over all K, length-normalised; duplicates then merged (their p add).
-    log_p_all = _log_softmax(np.array([c.logprob / c.num_tokens for c in cands], dtype=np.float64))
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(cands):
-        groups.setdefault(c.text.strip(), []).append(i)
-    members = list(groups.values())
+    members, log_p = merge_duplicates(cands)
     firsts = [g[0] for g in members]
-    log_p = np.array([np.logaddexp.reduce(log_p_all[g]) for g in members])
 
     # 2. SRM distribution over the distinct candidates.
     r = np.array([logits[i] for i in firsts], dtype=np.float64)
-    log_q = _log_softmax(r / tau)
+    log_q = _log_softmax(r, tau)
 
     # 3-5. Speculative reward, acceptance, consistency, score (all in log space, then clipped).
     judge, draft = (log_q, log_p) if ratio == "srm_over_llm" else (log_p, log_q)
@@ -174,7 +200,7 @@ def speculative_verify(
     sr = np.exp(log_sr)
     p_accept = np.minimum(1.0, sr)
     rc = 1.0 / (1.0 + np.abs(sr - 1.0))
-    score = np.exp(np.clip(alpha * log_sr + (1.0 - alpha) * np.log(rc), -_MAX_LOG, _MAX_LOG))
+    score = np.exp(np.clip(log_selection_score(log_sr, alpha), -_MAX_LOG, _MAX_LOG))
     if mode == "stochastic":
         generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         accepted = generator.random(len(members)) < p_accept

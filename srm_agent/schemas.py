@@ -1,19 +1,32 @@
-"""The JSON request of the tool and the CLI (DESIGN §3), validated field by field."""
+"""The JSON request of the tool and the CLI (DESIGN §3), validated field by field.
+
+Every field is bounded so that a request that validates also computes: no field can make numpy or
+torch raise, overflow a float or put NaN in the verdict (tests/test_interfaces.py checks the corners).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from srm_agent.rule import Candidate
+from srm_agent.rule import MAX_SEED, Candidate
 
 # Bounds that keep one request from exhausting memory; the SRM itself keeps only its window.
 MAX_STATE_CHARS = 200_000
 MAX_ACTION_CHARS = 20_000
 MAX_CANDIDATES = 256
+# More tokens than a MAX_ACTION_CHARS action can have (4 UTF-8 bytes a character, one byte-level token a
+# byte, plus end-of-text); it also keeps logprob / num_tokens a float (10**400 is not one).
+MAX_NUM_TOKENS = 100_000
+MAX_STOPS = 16
+MAX_STOP_CHARS = 256
+# A positive sampling temperature below this divides float32 logits towards overflow (and samples
+# greedily in all but name); 0 asks for greedy decoding.
+MIN_TEMPERATURE = 1e-3
 
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Seed = Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)]
 
 
 def _non_blank(value: str) -> str:
@@ -29,7 +42,7 @@ class CandidateIn(BaseModel):
 
     text: str = Field(min_length=1, max_length=MAX_ACTION_CHARS, description="the action text")
     logprob: FiniteFloat = Field(le=0.0, description="summed token log-probability under the generator")
-    num_tokens: int = Field(strict=True, ge=1, description="number of tokens in the action")
+    num_tokens: int = Field(strict=True, ge=1, le=MAX_NUM_TOKENS, description="number of tokens in the action")
 
     _text_not_blank = field_validator("text")(_non_blank)
 
@@ -45,11 +58,11 @@ class ScoreRequest(BaseModel):
     state: str = Field(min_length=1, max_length=MAX_STATE_CHARS, description="the task and the steps so far")
     candidates: list[CandidateIn] = Field(min_length=1, max_length=MAX_CANDIDATES)
     alpha: FiniteFloat | None = Field(default=None, ge=0.0, le=1.0, description="weight of SR against RC")
-    tau: FiniteFloat | None = Field(default=None, gt=0.0, description="SRM softmax temperature")
+    tau: FiniteFloat | None = Field(default=None, gt=0.0, description="SRM softmax temperature (any finite value > 0)")
     mode: Literal["stochastic", "threshold"] | None = None
     threshold: FiniteFloat | None = Field(default=None, ge=0.0, description="SR needed in threshold mode")
     ratio: Literal["srm_over_llm", "llm_over_srm"] | None = None
-    seed: int | None = Field(default=None, strict=True, description="seed of the stochastic acceptance")
+    seed: Seed | None = Field(default=None, description="seed of the stochastic acceptance, 0 <= seed < 2**64")
 
     _state_not_blank = field_validator("state")(_non_blank)
 
@@ -79,7 +92,26 @@ class ProposeRequest(BaseModel):
     state: str | None = Field(default=None, min_length=1, max_length=MAX_STATE_CHARS,
                               description="the state the SRM sees (default: the prompt)")
     k: int = Field(default=4, strict=True, ge=1, le=MAX_CANDIDATES)
-    temperature: FiniteFloat = Field(default=0.8, ge=0.0)
+    temperature: FiniteFloat = Field(default=0.8, ge=0.0, le=100.0,
+                                     description=f"0 (greedy) or from {MIN_TEMPERATURE} to 100")
     max_new_tokens: int = Field(default=48, strict=True, ge=1, le=4096)
-    stop: list[str] = Field(default_factory=lambda: ["\n"])
-    seed: int | None = Field(default=None, strict=True)
+    stop: list[Annotated[str, Field(max_length=MAX_STOP_CHARS)]] = Field(default_factory=lambda: ["\n"],
+                                                                        max_length=MAX_STOPS)
+    seed: Seed | None = Field(default=None, description="seed of the sampling, 0 <= seed < 2**64")
+
+    @field_validator("temperature")
+    @classmethod
+    def _greedy_or_tempered(cls, value: float) -> float:
+        if 0.0 < value < MIN_TEMPERATURE:
+            raise ValueError(f"must be 0 (greedy) or at least {MIN_TEMPERATURE}")
+        return value
+
+
+class TaskProposeRequest(BaseModel):
+    """A problem of a registered task and the steps taken so far: ``propose --task`` scores every legal next action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    problem: dict[str, Any] = Field(description="the problem as the task reads it (Blocksworld: {init, goal})")
+    steps: list[Annotated[str, Field(min_length=1, max_length=MAX_ACTION_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_CANDIDATES, description="actions already taken, in order")

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -19,6 +17,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from srm_agent.devices import resolve_device, resolve_dtype
 from srm_agent.errors import CheckpointError
+from srm_agent.fsio import atomic_dir
+from srm_agent.sources import describe_load_error, model_source
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +26,8 @@ log = logging.getLogger(__name__)
 _VOLATILE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures")
 
 
-def check_checkpoint_dir(path: Path, what: str = "SRM checkpoint") -> None:
-    """Fail with a message naming the path unless it is a safetensors Hugging Face model folder."""
-    if not path.is_dir():
-        raise CheckpointError(str(path), f"not a directory; a {what} is a folder with config.json and *.safetensors")
-    if not (path / "config.json").is_file():
-        raise CheckpointError(str(path), f"no config.json: not a {what}")
-    if not any(path.glob("*.safetensors")):
-        if any(path.glob("*.bin")) or any(path.glob("*.pt")):
-            raise CheckpointError(str(path), "weights are pickle files (*.bin/*.pt); srm-agent loads safetensors only")
-        raise CheckpointError(str(path), f"no *.safetensors weights: not a {what}")
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).suffix != ""
+def _shape(size: Sequence[int]) -> str:
+    return "x".join(str(int(n)) for n in size) or "scalar"
 
 
 class SpeculativeRewardModel:
@@ -84,25 +72,17 @@ class SpeculativeRewardModel:
         batch_size: int = 32,
         trust_remote_code: bool = False,
     ) -> SpeculativeRewardModel:
-        """Load an SRM from a local folder (safetensors) or a hub id.
+        """Load an SRM from a local folder (safetensors) or a hub id (offline: one from the local cache).
 
         A plain encoder without a classification head (the embedded MiniLM) loads too: its
         one-logit head is initialised with a fixed seed and ``head_trained`` is False.
         """
         name = str(path_or_id)
-        path = Path(name).expanduser()
-        if path.exists():
-            check_checkpoint_dir(path)
-            source, local_only = str(path), True
-        elif _looks_like_path(name):
-            raise CheckpointError(name, "no such file or directory")
-        else:
-            source, local_only = name, False
+        source, local_only = model_source(name, "SRM checkpoint")
         try:
             config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, local_files_only=local_only)
         except (OSError, ValueError) as exc:
-            raise CheckpointError(name, f"cannot read a model config ({exc}); pass a local SRM folder, or use "
-                                        "srm_agent.default_srm() for the embedded one") from exc
+            raise CheckpointError(name, f"cannot read a model config: {describe_load_error(exc)}") from exc
         architectures = getattr(config, "architectures", None) or []
         is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
         if is_classifier and config.num_labels != 1:
@@ -117,11 +97,18 @@ class SpeculativeRewardModel:
                     trust_remote_code=trust_remote_code,
                     local_files_only=local_only,
                     output_loading_info=True,
+                    ignore_mismatched_sizes=True,  # reported below, naming the tensor
                 )
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code,
                                                       local_files_only=local_only)
         except (OSError, ValueError, SafetensorError) as exc:
-            raise CheckpointError(name, f"cannot load as an SRM: {exc}") from exc
+            raise CheckpointError(name, f"cannot load as an SRM: {describe_load_error(exc)}") from exc
+        mismatched = sorted(info.get("mismatched_keys") or [])
+        if mismatched:
+            key, stored, expected = mismatched[0]
+            more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+            raise CheckpointError(name, f"tensor {key} has shape {_shape(stored)} in the checkpoint but "
+                                        f"{_shape(expected)} in the model its config.json describes{more}")
         missing = sorted(info.get("missing_keys") or [])
         prefix = f"{model.base_model_prefix}."
         body = [key for key in missing if key.startswith(prefix)]
@@ -135,20 +122,18 @@ class SpeculativeRewardModel:
         return cls(model, tokenizer, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size,
                    head_trained=head_trained)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write safetensors weights, config and tokenizer; the folder appears whole or not at all."""
+    def save_pretrained(self, directory: str | Path, *, extra_files: Mapping[str, str] | None = None) -> Path:
+        """Write safetensors weights, config and tokenizer; the folder appears whole or not at all.
+
+        ``extra_files`` (name -> text, e.g. a model card) are written into the same folder before it
+        appears, so a checkpoint is never seen without them.
+        """
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_dir(target) as tmp:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text, encoding="utf-8")
         return target
 
     @property

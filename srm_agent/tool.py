@@ -9,6 +9,7 @@ from langchain_core.tools import StructuredTool
 from pydantic import ValidationError
 
 from srm_agent.cache import ScoreCache
+from srm_agent.errors import InputError
 from srm_agent.node import rule_params
 from srm_agent.schemas import CandidateIn, ScoreRequest, describe_validation_error
 from srm_agent.verify import Scorer, verify_candidates
@@ -19,6 +20,7 @@ DESCRIPTION = (
     "whether it is accepted, its speculative reward (SR), reward consistency (RC) and score, plus 'order': "
     "the accepted candidates' indices, best first."
 )
+INVALID = "invalid speculative_reward input:"
 
 
 def run_request(srm: Scorer, request: ScoreRequest, *, cache: ScoreCache | None = None,
@@ -37,11 +39,17 @@ def make_srm_tool(srm: Scorer, cache: ScoreCache | None = None, **rule: Any) -> 
     defaults = rule_params(**rule)
 
     def speculative_reward(state: str, candidates: list[CandidateIn], **overrides: Any) -> str:
-        request = ScoreRequest(state=state, candidates=candidates, **overrides)
-        return json.dumps(run_request(srm, request, cache=cache, **defaults))
+        try:
+            request = ScoreRequest(state=state, candidates=candidates, **overrides)
+            verdict = run_request(srm, request, cache=cache, **defaults)
+        except ValidationError as exc:
+            return explain(exc)
+        except InputError as exc:
+            return f"{INVALID} {exc}"
+        return json.dumps(verdict, allow_nan=False)
 
     def explain(exc: ValidationError) -> str:
-        return f"invalid speculative_reward input: {describe_validation_error(exc)}"
+        return f"{INVALID} {describe_validation_error(exc)}"
 
     return StructuredTool.from_function(
         func=speculative_reward,

@@ -13,7 +13,7 @@ import numpy as np
 
 from srm_agent.cache import ScoreCache, score_key
 from srm_agent.errors import InputError
-from srm_agent.rule import Candidate, Verdict, as_candidate, speculative_verify
+from srm_agent.rule import MAX_SEED, Candidate, Verdict, as_candidate, speculative_verify
 
 
 @runtime_checkable
@@ -53,6 +53,8 @@ def seeded_rng(seed: int | None, state: str, texts: Sequence[str]) -> np.random.
     """A generator fixed by the seed and the expansion itself, so a verdict reproduces in any call order."""
     if seed is None:
         return np.random.default_rng()
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise InputError("seed", f"must be an integer from 0 to 2**64 - 1, got {seed!r}")
     digest = hashlib.sha256("\x00".join([state, *texts]).encode("utf-8")).digest()
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "big")])
 

@@ -49,6 +49,8 @@ class TaskSpec:
     data_help: str = "problems to run"
     options: tuple[Option, ...] = field(default_factory=tuple)
     problem_depth: Callable[[Any], int | None] = lambda problem: None
+    world_models: Mapping[str, Callable[[Any, Options], Any]] = field(default_factory=dict)
+    """Predicting world models by name (besides the task's exact dynamics): ``factory(generator, options)``."""
 
     def depth(self, problem: Any, override: int | None = None) -> int:
         """``override``, else the problem's own depth, else the domain's default."""

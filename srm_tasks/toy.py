@@ -17,7 +17,6 @@ ACTIONS = {"add 1": lambda v: v + 1, "add 3": lambda v: v + 3, "double": lambda 
 class ReachNumber:
     """States are ``{"value", "target", "steps"}``; a state past the target is a dead end."""
 
-    enumerate_actions: bool = True
     name: str = "reach_number"
     goal_visible: bool = True  # the target is part of the problem
 
@@ -37,7 +36,7 @@ class ReachNumber:
         return f"value {state['value']}, target {state['target']}; steps: {', '.join(state['steps']) or 'none'}"
 
     def legal_actions(self, state: dict[str, Any]) -> list[str] | None:
-        return list(ACTIONS) if self.enumerate_actions else None
+        return list(ACTIONS)
 
     def step(self, state: dict[str, Any], action: str) -> dict[str, Any]:
         name = action.strip().lower().rstrip(".")
@@ -51,14 +50,15 @@ class ReachNumber:
     def is_solved(self, state: dict[str, Any]) -> bool:
         return state["value"] == state["target"]
 
-    def reward(self, state: dict[str, Any]) -> float:
-        return 1.0 if self.is_solved(state) else 0.0
+    def goal_progress(self, state: dict[str, Any]) -> float:
+        return 1.0 if self.is_solved(state) else min(state["value"] / state["target"], 0.99)
 
     def answer(self, state: dict[str, Any]) -> str | None:
         return ", ".join(state["steps"]) or None
 
-    def self_eval_prompt(self, state: dict[str, Any], action: str) -> str:
-        return f"{self.prompt(state)} {action}\nDoes this step bring the value closer to {state['target']}? Answer:"
+    def self_eval_query(self, state: dict[str, Any], action: str) -> tuple[str, str, str | None]:
+        return (f"{self.prompt(state)} {action}\nDoes this step bring the value closer to {state['target']}? Answer:",
+                " yes", " no")
 
 
 def shortest_plan(start: int, target: int) -> list[str]:

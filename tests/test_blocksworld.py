@@ -369,7 +369,7 @@ def test_pool_prompt_has_the_examples_and_ends_with_the_plan_so_far():
     prompt = task.prompt(state)
     shots = "\n".join("[STATEMENT]\nAs initial conditions I have that, " + ex["init"] + ".\nMy goal is to have that "
                       + ex["goal"] + ".\n\nMy plan is as follows:\n\n[PLAN]" + ex["plan"]
-                      for ex in pool["example_pool"][:4])
+                      for ex in (pool["example_pool"][i] for i in state["shots"]))
     query = ("\n[STATEMENT]\nAs initial conditions I have that, " + facts_text(problem_facts(PROBLEM)[0])
              + ".\nMy goal is to have that the red block is on top of the blue block and the orange block is on top "
                "of the yellow block.\n\nMy plan is as follows:\n\n[PLAN]\n" + PLAN[0] + "\n")
@@ -419,17 +419,71 @@ def test_task_protocol_and_json_states():
                                          "pick up the yellow block"]
     for action in PLAN:
         met = len(set(state["goal"]) & set(state["facts"])) / len(state["goal"])
-        assert not task.is_terminal(state) and task.reward(state) == 0.5 * met < 0.5
+        assert not task.is_terminal(state) and task.goal_progress(state) == met < 1
         state = json.loads(json.dumps(task.step(state, action.upper() + ".")))
-    assert task.is_solved(state) and task.is_terminal(state) and task.reward(state) == 1.0
+    assert task.is_solved(state) and task.is_terminal(state) and task.goal_progress(state) == 1.0
     assert task.answer(state) == "\n".join(PLAN) and task.answer(task.initial_state(PROBLEM)) is None
     assert "My plan so far:\n" + PLAN[0] in task.describe(task.step(task.initial_state(PROBLEM), PLAN[0]))
-    assert task.self_eval_prompt(state, PLAN[0]).endswith("Answer:")
+    prompt, good, bad = task.self_eval_query(task.initial_state(PROBLEM), PLAN[0])
+    assert (good, bad) == ("good", None) and prompt.endswith(f"[ACTION]\n{PLAN[0]}\n[EVALUATION]\n")
+    assert prompt.count("[EVALUATION]\ngood") == 3 and prompt.count("[EVALUATION]\nbad") == 2  # 5 demonstrations
     with pytest.raises(ValueError, match="cannot pick up the red block: it needs that the red block is clear"):
         task.step(task.initial_state(PROBLEM), "pick up the red block")
     with pytest.raises(ValueError, match="not a Blocksworld action"):
         task.step(task.initial_state(PROBLEM), "fly away")
-    assert BlocksworldTask(enumerate_actions=False).legal_actions(state) is None
+
+
+def test_builtin_self_evaluation_demonstrations_are_labelled_by_the_optimal_distance():
+    from srm_tasks.blocksworld import default_pool, parse_action
+    from srm_tasks.blocksworld.english import BLOCK_OF
+    from srm_tasks.blocksworld.world import apply, solve
+
+    demos = default_pool()["self_eval"].split("[STATEMENT]\n")[1:-1]
+    assert len(demos) == 5
+    for demo in demos:
+        state_text = demo.split("As initial conditions I have that, ")[1].split(".\n")[0]
+        goal_text = demo.split("My goal is to have that ")[1].split(".\n")[0]
+        action, label = demo.split("[ACTION]\n")[1].split("\n[EVALUATION]\n")
+        facts = facts_from_text(state_text)
+        goal = facts_from_text(goal_text)
+        closer = len(solve(apply(facts, parse_action(action)), goal)) < len(solve(facts, goal))
+        assert label.strip() == ("good" if closer else "bad"), demo
+
+
+def facts_from_text(text: str) -> frozenset:
+    """Facts from RAP-style English (the inverse of facts_text), for checking demonstrations."""
+    import re
+
+    from srm_tasks.blocksworld.english import BLOCK_OF
+
+    facts = set()
+    for part in re.split(r", | and ", text):
+        names = [BLOCK_OF[c] for c in re.findall(r"the (\w+) block", part)]
+        if part == "the hand is empty":
+            facts.add(("handempty",))
+        elif "is clear" in part:
+            facts.add(("clear", *names))
+        elif "on top of" in part:
+            facts.add(("on", *names))
+        elif "on the table" in part:
+            facts.add(("ontable", *names))
+        elif "holding" in part:
+            facts.add(("holding", *names))
+    return frozenset(facts)
+
+
+def test_rap_pool_demonstrations_are_sampled_per_problem_with_the_seed():
+    if not POOL_V1.is_file():
+        pytest.skip(f"{POOL_V1} not found (../shared is absent in a user's clone)")
+    task = BlocksworldTask(POOL_V1, seed=0)
+    shots = task.initial_state(PROBLEM)["shots"]
+    assert len(shots) == 4 and len(set(shots)) == 4 and shots == task.initial_state(PROBLEM)["shots"]
+    assert shots != BlocksworldTask(POOL_V1, seed=1).initial_state(PROBLEM)["shots"] or \
+        shots != BlocksworldTask(POOL_V1, seed=2).initial_state(PROBLEM)["shots"]
+    prompt = task.prompt(task.initial_state(PROBLEM))
+    pool = task.pool["examples"]
+    assert all(pool[i]["init"] in prompt for i in shots) and sum(ex["init"] in prompt for ex in pool) == 4
+    assert task.provenance()["prompt_pool"] == str(POOL_V1)
 
 
 class DistanceOracle:
@@ -470,9 +524,11 @@ def test_search_solves_with_an_oracle_srm(tiny_generator, short_pool, strategy):
 
 
 def test_free_text_actions_that_fail_are_invalid_steps(tiny_generator, short_pool):
-    task = BlocksworldTask(short_pool, n_shots=0, enumerate_actions=False)
-    graph = build_tree_search(task, tiny_generator, evaluator="none", k=3, max_depth=2, max_expansions=2,
-                              max_new_tokens=8, stop_at_first_solution=False)
-    nodes = graph.invoke({"problem": PROBLEM})["nodes"]
+    from srm_agent.search.tree import nodes_of
+
+    task = BlocksworldTask(short_pool, n_shots=0)
+    graph = build_tree_search(task, tiny_generator, evaluator="prior", proposals="sample", k=3, max_depth=2,
+                              max_expansions=2, max_new_tokens=8, goal_test="end")
+    nodes = nodes_of(graph.invoke({"problem": PROBLEM})["tree"])
     invalid = [n for n in nodes if n["invalid"]]
     assert invalid and all("Blocksworld action" in n["invalid"] or "cannot" in n["invalid"] for n in invalid)

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from srm_agent.cache import InMemoryScoreCache, RedisScoreCache, score_key
+from srm_agent.cache import MAX_PLAUSIBLE_LOGIT, InMemoryScoreCache, RedisScoreCache, score_key
 from srm_agent.node import make_srm_node
 
 STATE = "the red block is on the table; goal: red on blue"
@@ -40,6 +40,43 @@ def test_redis_cache_round_trips_plain_floats(redis_url, redis_namespace):
 def test_redis_cache_ignores_foreign_values(redis_url, redis_namespace):
     redis.Redis.from_url(redis_url).set(f"{redis_namespace}:bad", "\x80\x04not-a-float")
     assert RedisScoreCache(redis_url, namespace=redis_namespace).get_many(["bad"]) == [None]
+
+
+# Values set_many never writes: undecodable bytes; floats a real SRM logit cannot be; strings float() accepts.
+UNDECODABLE = [b"\xff\xfe", b"\x80\x04\x95", b"-1.5\xff"]
+IMPLAUSIBLE = [b"1e308", b"-1e308", b"1_000", b"nan", b"-inf", b" 2.5", b"2.5\n",
+               repr(MAX_PLAUSIBLE_LOGIT * 1.001).encode()]
+
+
+@pytest.mark.parametrize("corrupt", [UNDECODABLE, IMPLAUSIBLE], ids=["undecodable", "implausible"])
+def test_corrupt_cached_values_are_misses_rescored_and_logged_once(redis_url, redis_namespace, tiny_srm, caplog,
+                                                                   corrupt):
+    client = redis.Redis.from_url(redis_url)
+    candidates = [{"text": f"pick up block {i}", "logprob": -1.0 - i, "num_tokens": 4} for i in range(len(corrupt))]
+    texts = [c["text"] for c in candidates]
+    keys = [score_key(tiny_srm.fingerprint, STATE, t) for t in texts]
+    cache = RedisScoreCache(redis_url, namespace=redis_namespace)
+    node = make_srm_node(tiny_srm, cache=cache, seed=0)
+
+    for round_ in range(2):
+        client.mset({f"{redis_namespace}:{k}": v for k, v in zip(keys, corrupt)})
+        with caplog.at_level(logging.WARNING, logger="srm_agent.cache"):
+            verdict = node({"state": STATE, "candidates": candidates})["verdict"]
+        assert not any(d["cached"] for d in verdict["decisions"]), round_
+        assert [d["srm_logit"] for d in verdict["decisions"]] == pytest.approx(tiny_srm.score(STATE, texts), abs=1e-5)
+    assert sum("not scores an SRM can produce" in r.message for r in caplog.records) == 1
+    # The misses were rescored and overwritten with plain floats, so the next call reads them.
+    assert [float(v) for v in client.mget([f"{redis_namespace}:{k}" for k in keys])] == pytest.approx(
+        tiny_srm.score(STATE, texts), abs=1e-5)
+    assert all(d["cached"] for d in node({"state": STATE, "candidates": candidates})["verdict"]["decisions"])
+
+
+def test_plausible_values_at_the_bound_are_hits(redis_url, redis_namespace):
+    client = redis.Redis.from_url(redis_url)
+    client.mset({f"{redis_namespace}:a": repr(MAX_PLAUSIBLE_LOGIT).encode(), f"{redis_namespace}:b": b"-0.5",
+                 f"{redis_namespace}:c": b"3e-07"})
+    assert RedisScoreCache(redis_url, namespace=redis_namespace).get_many(["a", "b", "c"]) == [
+        MAX_PLAUSIBLE_LOGIT, -0.5, 3e-07]
 
 
 def test_redis_cache_ttl_expires_entries(redis_url, redis_namespace):

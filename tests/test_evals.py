@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from evals.run import METHODS, main, table
+from evals.methods import METHODS, SearchSettings, search_kwargs
+from evals.report import summarise, table
+from evals.run import main
 from tests.conftest import SHARED, make_tiny_lm
 
 
@@ -26,32 +28,38 @@ def tiny_models(tmp_path, tiny_lm_tokenizer, tiny_srm, monkeypatch) -> list[str]
 
 
 SMALL = ["--generate", "2", "--blocks", "3", "--k", "2", "--beam", "2", "--mcts-iters", "2",
-         "--max-expansions", "6"]
+         "--max-expansions", "6", "--prompts", "built-in"]
 
 
 def without_wall_time(summary: dict) -> dict:
-    return {m: {k: v for k, v in row.items() if k != "wall_s"} for m, row in summary["methods"].items()}
+    return {m: {k: v for k, v in row.items() if k not in ("wall_s", "srm_seconds")}
+            for m, row in summary["methods"].items()}
 
 
 def test_every_method_runs_and_writes_the_3e_outputs(tmp_path, tiny_models, capsys):
     out = tmp_path / "run"
     code = main(["--bench", "blocksworld", "--methods", ",".join(METHODS), "--out", str(out), "--plot",
-                 *SMALL, *tiny_models])
+                 *SMALL, "--generate", "1", *tiny_models])
     assert code == 0, capsys.readouterr().err
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert len(records) == 2 * len(METHODS)
+    assert len(records) == len(METHODS)
     assert {r["method"] for r in records} == set(METHODS)
     assert all(Path(r["trace"]).is_file() for r in records)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bench"] == "blocksworld" and summary["config"]["k"] == 2
+    assert summary["provenance"] == {"prompt_pool": "built-in", "demonstrations": 2}
     for method, row in summary["methods"].items():
-        assert set(row) == {"n", "solved", "accuracy", "prompt_tokens", "generated_tokens", "generator_calls",
-                            "srm_calls", "cache_hits", "wall_s"}
-        assert row["n"] == 2 and row["generator_calls"] > 0
+        assert {"n", "solved", "accuracy", "prompt_tokens", "generated_tokens", "generator_calls", "srm_calls",
+                "cache_hits", "wall_s", "by_role", "srm_seconds"} <= set(row)
+        assert row["n"] == 1 and row["generator_calls"] > 0
         assert (row["srm_calls"] > 0) == method.startswith("srm") and row["cache_hits"] == 0
+        judged = row["by_role"]["evaluation"]["calls"]
+        assert (judged > 0) == METHODS[method].evaluator.startswith("self"), (method, row["by_role"])
+        if METHODS[method].twin:
+            assert row["twin"] == METHODS[method].twin and row["tokens_vs_twin"] > 0
     assert (out / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
-    assert "tok ratio" in printed and all(m in printed for m in METHODS)
+    assert "tok/twin" in printed and all(m in printed for m in METHODS)
 
 
 def test_resume_after_an_interruption_gives_the_same_summary(tmp_path, tiny_models):
@@ -82,14 +90,22 @@ def test_gsm8k_runs_on_two_real_problems(tmp_path, tiny_models):
     assert summary["methods"]["cot"]["generated_tokens"] > 0
 
 
-def test_table_ratios_use_the_most_expensive_baseline():
-    rows = {"cot": (10, 0), "tot-bfs": (100, 100), "srm-bfs": (15, 5)}
-    summary = {"methods": {m: {"n": 1, "solved": 0, "accuracy": 0.0, "prompt_tokens": p, "generated_tokens": g,
-                               "generator_calls": 1, "srm_calls": 0, "cache_hits": 0, "wall_s": 0.1}
-                           for m, (p, g) in rows.items()}}
-    lines = table(summary).splitlines()
-    assert "0.100" in next(line for line in lines if line.startswith("srm-bfs"))
-    assert "1.000" in next(line for line in lines if line.startswith("tot-bfs"))
+def test_each_srm_search_is_reported_against_its_own_twin():
+    def record(method, prompt, generated, solved):
+        role = {"calls": 1, "prompt_tokens": prompt, "generated_tokens": generated}
+        return {"id": "p", "method": method, "solved": solved,
+                "usage": {"prompt_tokens": prompt, "generated_tokens": generated, "generator_calls": 1,
+                          "proposal": role, "evaluation": {}, "world_model": {}}}
+
+    records = [record("cot", 10, 0, False), record("tot-bfs", 100, 100, True), record("srm-bfs", 15, 5, True),
+               record("rap-mcts", 1000, 0, False), record("srm-mcts", 50, 0, True)]
+    summary = summarise("blocksworld", {}, records, ["cot", "tot-bfs", "srm-bfs", "rap-mcts", "srm-mcts"])
+    rows = summary["methods"]
+    assert rows["srm-bfs"]["tokens_vs_twin"] == 0.1 and rows["srm-bfs"]["twin_accuracy"] == 1.0
+    assert rows["srm-mcts"]["tokens_vs_twin"] == 0.05 and rows["srm-mcts"]["twin"] == "rap-mcts"
+    assert "twin" not in rows["tot-bfs"] and "twin" not in rows["cot"]
+    line = next(x for x in table(summary).splitlines() if x.startswith("srm-mcts"))
+    assert "rap-mcts" in line and "0.050" in line
 
 
 def exit_code(argv: list[str]) -> int:
@@ -107,7 +123,7 @@ def exit_code(argv: list[str]) -> int:
         (["--methods", "cot,magic"], 2, "unknown method"),
         (["--limit", "0"], 2, "must be >= 1"),
         (["--steps", "4-2"], 2, "plan lengths must satisfy"),
-        (["--data", "/nonexistent/split.json"], 1, "/nonexistent/split.json"),
+        (["--data", "/nonexistent/split.json"], 2, "/nonexistent/split.json"),
         (["--srm", "/nonexistent/srm", "--methods", "srm-bfs"], 1, "/nonexistent/srm"),
     ],
 )
@@ -132,3 +148,53 @@ def test_resume_refuses_different_settings(tmp_path, tiny_models, capsys):
     assert main(["--methods", "cot", "--out", str(out), "--resume", *SMALL, "--k", "3", *tiny_models]) == 2
     err = capsys.readouterr().err
     assert "different settings" in err and err.rstrip().endswith(": k")
+
+
+def test_twins_differ_only_in_the_evaluator():
+    for proposals in ("enumerate", "sample"):
+        settings = SearchSettings(proposals=proposals)
+        for method, m in METHODS.items():
+            if m.twin is None:
+                continue
+            mine, theirs = search_kwargs(method, settings, 4), search_kwargs(m.twin, settings, 4)
+            differ = {k for k in {*mine, *theirs} if mine.get(k) != theirs.get(k)}
+            assert differ <= {"evaluator", "evaluator_options", "alpha", "mode"}, (method, differ)
+
+
+def test_concurrent_and_sharded_runs_give_the_sequential_results(tmp_path, tiny_models, capsys):
+    from evals.report import main as report_main
+
+    args = ["--bench", "blocksworld", "--methods", "cot,srm-bfs", *SMALL, "--generate", "3", *tiny_models]
+
+    def per_search(out):
+        records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        return {(r["id"], r["method"]): (r["solved"], r["answer"],
+                                         {k: v for k, v in r["usage"].items() if k not in ("wall_s", "srm_seconds")})
+                for r in records}
+
+    assert main([*args, "--out", str(tmp_path / "seq")]) == 0
+    assert main([*args, "--out", str(tmp_path / "conc"), "--concurrency", "3"]) == 0
+    assert per_search(tmp_path / "conc") == per_search(tmp_path / "seq")
+    for i in range(2):
+        assert main([*args, "--out", str(tmp_path / f"shard{i}"), "--shard", f"{i}/2"]) == 0
+    assert len(per_search(tmp_path / "shard0")) == 4 and len(per_search(tmp_path / "shard1")) == 2
+    assert report_main(["merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out",
+                        str(tmp_path / "merged")]) == 0
+    assert per_search(tmp_path / "merged") == per_search(tmp_path / "seq")
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    sequential = json.loads((tmp_path / "seq" / "summary.json").read_text())
+    assert without_wall_time(merged) == without_wall_time(sequential)
+    assert report_main(["merge", str(tmp_path / "seq"), str(tmp_path / "nowhere"), "--out", str(tmp_path / "m2")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+
+
+def test_a_torn_last_record_leaves_no_orphan_trace_when_resumed(tmp_path, tiny_models):
+    args = ["--bench", "blocksworld", "--methods", "cot,srm-dfs", *SMALL, *tiny_models, "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    results = tmp_path / "r" / "results.jsonl"
+    lines = results.read_text().splitlines(keepends=True)
+    results.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # killed while writing the last one
+    assert main([*args, "--resume"]) == 0
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    traces = sorted((tmp_path / "r" / "traces").iterdir())
+    assert len(records) == len(lines) and sorted(Path(r["trace"]) for r in records) == traces

@@ -107,8 +107,9 @@ def test_seed_reproduces_proposals(tiny_generator):
     first = tiny_generator.propose(PROMPT, 4, temperature=2.0, max_new_tokens=6, seed=7)
     again = tiny_generator.propose(PROMPT, 4, temperature=2.0, max_new_tokens=6, seed=7)
     other = tiny_generator.propose(PROMPT, 4, temperature=2.0, max_new_tokens=6, seed=8)
-    assert first == again
-    assert first != other
+    assert first.token_ids == again.token_ids != other.token_ids
+    # the second call reads the prompt from the prefix cache: the same tokens, log-probs equal to float noise
+    assert [c.logprob for c in again] == pytest.approx([c.logprob for c in first], abs=1e-5)
 
 
 def test_temperature_zero_is_greedy(tiny_generator):
@@ -205,12 +206,14 @@ def test_a_langchain_model_without_logprobs_is_refused():
 
 
 @pytest.mark.slow
-def test_embedded_smollm2_converts_once_then_loads_from_the_cache(tmp_path, monkeypatch):
+def test_embedded_smollm2_converts_once_then_loads_from_the_cache(tmp_path, monkeypatch, capfd):
     from srm_agent import default_generator
     from srm_agent.embedded import converted_generator_dir
 
     monkeypatch.setenv("SRM_AGENT_CACHE", str(tmp_path))
     first = default_generator(device="cpu")
+    shown = capfd.readouterr().err  # every phase of the conversion says what it is doing
+    assert all(step in shown for step in ("reading the tokenizer", "de-quantising", "writing", "Converted in"))
     cached = converted_generator_dir()
     assert cached.parent == tmp_path and (cached / "model.safetensors").is_file()
     assert type(first.model).__name__ == "LlamaForCausalLM"
@@ -228,3 +231,23 @@ def test_embedded_smollm2_converts_once_then_loads_from_the_cache(tmp_path, monk
     choices = ["unstack the red block from on top of the blue block", "put the sky on the table"]
     scored = second.score_choices(prompt, choices)
     assert scored[0].logprob / scored[0].num_tokens > scored[1].logprob / scored[1].num_tokens
+
+
+def test_a_long_step_reports_until_it_ends():
+    import io
+    import threading
+
+    from srm_agent.console import long_step
+
+    out = io.StringIO()
+    released = threading.Event()
+    with long_step("converting", every=0.01, stream=out):
+        for _ in range(1000):  # wait for two heartbeats, however loaded the machine is
+            if out.getvalue().count("…") >= 3:
+                break
+            released.wait(0.01)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "converting …" and lines[1].startswith("  … ") and lines[1].endswith(" s")
+    after = out.getvalue()
+    released.wait(0.05)
+    assert out.getvalue() == after  # silent once the step is over

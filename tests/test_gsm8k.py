@@ -57,7 +57,7 @@ def test_malformed_and_missing_files_name_the_file_and_line(tmp_path):
 
 def test_hub_loader_without_datasets_says_to_pass_a_local_file(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `from datasets import ...` fail
-    with pytest.raises(RuntimeError, match="pass a local GSM8K JSONL path"):
+    with pytest.raises(RuntimeError, match="use a local GSM8K JSONL file"):
         load_gsm8k_hub("test")
 
 
@@ -117,8 +117,9 @@ def test_prompt_shape_with_builtin_examples():
     state = task.step(state, "  She sells 16 - 3 - 4 = 9 eggs.\n")
     assert task.prompt(state).endswith("Answer:\nShe sells 16 - 3 - 4 = 9 eggs.\n")
     assert task.describe(state) == f"Question: {DUCKS['question']}\nAnswer:\nShe sells 16 - 3 - 4 = 9 eggs.\n"
-    self_eval = task.self_eval_prompt(state, "She makes 9 * 2 = $18.")
+    self_eval, good, bad = task.self_eval_query(state, "She makes 9 * 2 = $18.")
     assert self_eval.startswith(task.describe(state)) and self_eval.endswith("Answer Yes or No.\nAnswer:")
+    assert (good, bad) == (" Yes", " No")
     assert GSM8KTask(n_shots=0).prompt(task.initial_state(DUCKS)).count("Question: ") == 1
 
 
@@ -158,10 +159,10 @@ def test_terminal_and_solved_on_correct_and_incorrect_chains():
     right, seen = chain(task, DUCKS, ["She has 16 - 3 - 4 = 9 eggs to sell.", "She makes 9 * 2 = $18.",
                                       "The answer is $18."])
     assert seen == [False, False, True]
-    assert task.is_solved(right) and task.reward(right) == 1.0 and task.answer(right) == "18"
+    assert task.is_solved(right) and task.goal_progress(right) == 1.0 and task.answer(right) == "18"
     wrong, seen = chain(task, DUCKS, ["She has 16 - 3 = 13 eggs to sell.", "The answer is 26."])
     assert seen == [False, True]
-    assert not task.is_solved(wrong) and task.reward(wrong) == 0.0 and task.answer(wrong) == "26"
+    assert not task.is_solved(wrong) and task.goal_progress(wrong) == 0.0 and task.answer(wrong) == "26"
     unfinished, _ = chain(task, DUCKS, ["She has 9 eggs to sell."])
     assert task.answer(unfinished) is None and not task.is_solved(unfinished)
     assert json.loads(json.dumps(right)) == right  # states live in the graph state
@@ -189,12 +190,14 @@ def test_problem_forms():
 
 def test_drives_the_tree_search(tiny_generator):
     task = GSM8KTask(n_shots=1)  # one shot: the tiny LM has 512 positions and its BPE knows no arithmetic words
-    search = build_tree_search(task, tiny_generator, strategy="bfs", evaluator="none", k=2, max_depth=2,
+    search = build_tree_search(task, tiny_generator, strategy="bfs", evaluator="prior", k=2, max_depth=2,
                                max_new_tokens=8)
     out = search.invoke({"problem": {"question": "Tom has 3 apples and buys 4 more. How many does he have?",
                                      "answer": "7"}})
     result = out["result"]
     assert result["failure"] is None and isinstance(result["solved"], bool)
     assert result["usage"]["expansions"] >= 1 and result["usage"]["generator_calls"] >= 1
-    stepped = [n for n in out["nodes"][1:] if n["task_state"] is not None]
+    from srm_agent.search.tree import nodes_of
+
+    stepped = [n for n in nodes_of(out["tree"])[1:] if n["task_state"] is not None]
     assert stepped and all(len(n["task_state"]["steps"]) == n["depth"] <= 2 for n in stepped)

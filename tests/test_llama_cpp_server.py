@@ -156,12 +156,12 @@ def test_a_server_that_dies_mid_search_ends_it_with_a_recorded_failure(gguf, ser
         # the same engine as the module's server: its probe's findings hold, no need to probe again
         generator = KillsItsServerAfterOneCall(
             OpenAICompatibleGenerator(url, max_retries=2, capabilities=server.capabilities), proc)
-        result = build_tree_search(task, generator, evaluator="none", k=1, max_depth=3,
+        result = build_tree_search(task, generator, evaluator="prior", k=1, max_depth=3,
                                    strategy="dfs").invoke({"problem": problems[0]})["result"]
         ended = time.time()
     assert ended - generator.killed_at < 30  # retries with backoff, then the failure: no hang
     assert generator.calls == 2
-    assert "generator failed" in result["failure"] and "cannot be reached" in result["failure"]
+    assert result["failure"].startswith("ServerError") and "cannot be reached" in result["failure"]
     assert url in result["failure"]
     with pytest.raises(ServerError, match="cannot be reached"):
         generator.generator.score_choices("x", [" y"])

@@ -87,6 +87,22 @@ def test_order_is_descending_score_with_ties_broken_by_q():
     assert v.order == [1, 2, 0]
 
 
+def test_exact_ties_at_alpha_one_half_are_ordered_by_q():
+    # SR 5.24 and 1.17 both score exactly 1 (SR**0 at alpha = 0.5); float noise used to order them against q
+    v = speculative_verify(cands(("a", -5.1, 1), ("b", -3.3, 1), ("c", -3.2, 1)), [0.7, 1.0, -0.6],
+                           mode="threshold", threshold=1.0)
+    a, b = v.decisions[0], v.decisions[1]
+    assert a.sr > 5 and 1 < b.sr < 1.2 and a.q_srm < b.q_srm
+    assert a.score == b.score == 1.0 and v.order == [1, 0]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 0.8, 1.0])
+def test_closed_form_score_is_sr_to_the_alpha_times_rc_to_one_minus_alpha(alpha):
+    v = speculative_verify(THREE, LOGITS, alpha=alpha, mode="threshold", threshold=0.0)
+    for d in v.decisions:
+        assert d.score == pytest.approx(d.sr ** alpha * d.rc ** (1 - alpha), rel=1e-12)
+
+
 def test_nothing_accepted_falls_back_to_the_residual_argmax():
     v = speculative_verify(THREE, LOGITS, mode="threshold", threshold=50.0)
     p = [d.p_llm for d in v.decisions]
@@ -179,3 +195,14 @@ def test_bad_input_names_the_field(candidates, logits, kwargs, field):
     with pytest.raises(InputError) as info:
         speculative_verify(candidates, logits, **kwargs)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("tau", [5e-324, 1e-320, 1e-300, 1.7e308])
+@pytest.mark.parametrize("ratio", ["srm_over_llm", "llm_over_srm"])
+def test_every_finite_tau_gives_a_finite_verdict(tau, ratio):
+    # A tiny tau makes the SRM distribution one-hot on the best logit; a huge one makes it uniform.
+    v = speculative_verify(THREE, [1e4, -1e4, 0.5], tau=tau, ratio=ratio, rng=0)
+    json.dumps(v.to_dict(), allow_nan=False)  # raises on NaN or inf
+    q = [d.q_srm for d in v.decisions]
+    assert q == pytest.approx([1.0, 0.0, 0.0] if tau < 1 else [1 / 3] * 3)
+    assert v.order and all(math.isfinite(d.score) and d.score >= 0 for d in v.decisions)

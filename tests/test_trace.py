@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
+import stat
 import struct
 import subprocess
 import sys
@@ -17,7 +19,8 @@ import pytest
 
 from srm_agent import speculative_verify
 from srm_agent.errors import InputError
-from srm_agent.trace import GREEN, RED, load_trace, main, render_html, validate_trace, write_trace
+from srm_agent.trace import GREEN, RED, Trace, load_trace, parse_trace, render_html, validate_trace, write_trace
+from srm_agent.trace.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -42,6 +45,8 @@ SMALL_TREE: dict[int, list[tuple[str, bool]]] = {
 SMALL_PATH = [0, 1, 5, 12, 20]
 SMALL_SOLVED = 20
 SMALL_INVALID = 17
+PROBLEM = ("blocksworld #12\ninitial: the red block is on top of the blue block, the blue block and the yellow block "
+           "are on the table, the hand is empty\ngoal: the blue block is on top of the red block")
 
 
 def _decisions(planned: list[bool], rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -80,12 +85,13 @@ def small_trace() -> dict[str, Any]:
         n["expanded"] = n["id"] in SMALL_TREE
     nodes[SMALL_SOLVED].update(terminal=True, solved=True)
     nodes[SMALL_INVALID].update(terminal=True, invalid="the hand is already holding the yellow block")
-    return {"version": 1, "task": "blocksworld", "problem": "blocksworld #12: put the blue block on the red block",
+    return {"version": 2, "task": "blocksworld", "problem": PROBLEM,
             "strategy": "beam", "evaluator": "srm", "params": {"k": 4, "max_depth": 5, "alpha": 0.5, "beam_width": 2},
             "nodes": nodes, "path": list(SMALL_PATH), "solved": True, "answer": "\n".join(
                 nodes[i]["action"] for i in SMALL_PATH[1:]), "failure": None,
-            "usage": {"generator_calls": 9, "prompt_tokens": 4210, "generated_tokens": 388, "srm_calls": 8,
-                      "cache_hits": 6, "wall_s": 12.4}}
+            "usage": {"proposal": {"calls": 9, "prompt_tokens": 4210, "generated_tokens": 388},
+                      "evaluation": {"calls": 8, "prompt_tokens": 1302, "generated_tokens": 0},
+                      "srm_calls": 8, "cache_hits": 6, "wall_s": 12.4}}
 
 
 def big_trace(target: int = 300, k: int = 4, max_depth: int = 6) -> dict[str, Any]:
@@ -116,10 +122,10 @@ def big_trace(target: int = 300, k: int = 4, max_depth: int = 6) -> dict[str, An
     path = [goal["id"]]
     while nodes[path[-1]]["parent"] is not None:
         path.append(nodes[path[-1]]["parent"])
-    return {"version": 1, "task": "game24", "problem": "4 9 10 13", "strategy": "bfs", "evaluator": "srm",
+    return {"version": 2, "task": "game24", "problem": "4 9 10 13", "strategy": "bfs", "evaluator": "srm",
             "params": {"k": k, "max_depth": max_depth}, "nodes": nodes, "path": path[::-1], "solved": True,
             "answer": "(10 - 4) * (13 - 9) = 24", "failure": None,
-            "usage": {"generator_calls": 80, "prompt_tokens": 51234, "generated_tokens": 9034, "srm_calls": 80,
+            "usage": {"proposal": {"calls": 80, "prompt_tokens": 51234, "generated_tokens": 9034}, "srm_calls": 80,
                       "cache_hits": 17, "wall_s": 301.25}}
 
 
@@ -149,11 +155,16 @@ def assert_self_contained(page: str) -> None:
 
 def test_sample_traces_are_valid_and_optional_keys_are_filled():
     for trace in (small_trace(), big_trace()):
-        assert validate_trace(trace)["nodes"] == trace["nodes"]
+        checked = validate_trace(trace)
+        assert [n["decision"] for n in checked["nodes"]] == [n["decision"] for n in trace["nodes"]]
+        assert [n["on_path"] for n in checked["nodes"]] == [n["id"] in trace["path"] for n in trace["nodes"]]
+        assert isinstance(parse_trace(trace), Trace)
     assert len(small_trace()["nodes"]) == 25 and len(big_trace()["nodes"]) == 300
     bare = {k: v for k, v in small_trace().items() if k not in ("params", "answer", "failure", "usage")}
     filled = validate_trace(bare)
     assert filled["params"] == {} and filled["usage"] == {} and filled["answer"] is None
+    assert filled["nodes"][1]["reward"] is None and filled["nodes"][1]["visits"] == 0
+    assert "intuition" not in filled["nodes"][1]["decision"]  # a record keeps the fields its evaluator gave
 
 
 def _set(path: str, value: Any):
@@ -168,23 +179,37 @@ def _set(path: str, value: Any):
 
 @pytest.mark.parametrize("mutate, message", [
     (_set("nodes.3.parent", 77), "nodes[3].parent: unknown node 77"),
-    (_set("version", 2), "version: unsupported trace version 2"),
+    (_set("nodes.3.parent", 9), "nodes[3].parent: node 9 comes after node 3"),
+    (_set("nodes.3.parent", "1"), "nodes[3].parent: must be an integer, got '1'"),
+    (_set("version", 3), "version: unsupported trace version 3 (this reader knows 1, 2)"),
     (lambda t: t.pop("version"), "version: missing"),
-    (_set("nodes.4.id", 2), "nodes[4].id: duplicate id 2"),
-    (_set("nodes.2.parent", None), "nodes: must have exactly one root"),
+    (lambda t: t.pop("problem"), "problem: missing"),
+    (_set("problem", {"init": "x", "gold": ["y"]}), "problem: must be a string, got dict"),
+    (_set("nodes.4.id", 2), "nodes[4].id: must be 4 (ids are 0..n-1 in order), got 2"),
+    (_set("nodes.2.parent", None), "nodes[2].parent: only node 0 is the root"),
+    (_set("nodes.0.parent", 1), "nodes[0].parent: the first node is the root"),
     (_set("nodes.5.depth", 3), "nodes[5].depth: is 3 but its parent 1 has depth 1"),
     (_set("nodes.5.parent", 3), "nodes[5].parent: node 3 is a rejected candidate"),
     (_set("nodes.3.expanded", True), "nodes[3].expanded: a rejected candidate is never expanded"),
-    (_set("nodes.6.decision.sr", "big"), "nodes[6].decision.sr: must be a finite number or null"),
-    (_set("nodes.6.decision.accepted", "yes"), "nodes[6].decision.accepted: must be true, false or null"),
+    (_set("nodes.6.decision.sr", "big"), "nodes[6].decision.sr: must be a finite number, got 'big'"),
+    (_set("nodes.6.decision.sr", 1e400), "nodes[6].decision.sr: must be a finite number, got inf"),
+    (_set("nodes.6.decision.accepted", "yes"), "nodes[6].decision.accepted: must be true or false, got 'yes'"),
+    (lambda t: t["nodes"][6]["decision"].pop("accepted"), "nodes[6].decision.accepted: missing"),
+    (_set("nodes.6.decision.num_tokens", True), "nodes[6].decision.num_tokens: must be an integer, got True"),
     (_set("nodes.6.action", None), "nodes[6].action: a candidate's action must be a string"),
-    (_set("nodes", []), "nodes: must be a non-empty list"),
+    (_set("nodes.6.visits", -1), "nodes[6].visits: must be greater than or equal to 0, got -1"),
+    (_set("nodes.6.on_path", True), "nodes[6].on_path: is true but path does not contain node 6"),
+    (_set("nodes", []), "nodes: must have at least 1 item"),
     (_set("path", [0, 1, 6, 12]), "path[3]: node 12's parent is 5, not 6"),
     (_set("path", [1, 5]), "path[0]: must start at the root"),
     (_set("path", [0, 99]), "path[1]: unknown node 99"),
-    (_set("strategy", "astar"), "strategy: must be one of bfs, dfs, beam, mcts"),
-    (_set("usage.srm_calls", -1), "usage.srm_calls: must be an integer >= 0"),
+    (_set("strategy", "astar"), "strategy: must be one of beam, bfs, dfs, mcts, got 'astar'"),
+    (_set("evaluator", "none"), "evaluator: must be one of "),
+    (_set("usage.srm_calls", -1), "usage.srm_calls: must be a finite number >= 0"),
+    (_set("usage.proposal.calls", "3"), "usage.proposal.calls: must be a finite number >= 0, got '3'"),
     (_set("solved", "yes"), "solved: must be true or false"),
+    (_set("nodes", "many"), "nodes: must be a list, got 'many'"),
+    (lambda t: t.clear(), "version: missing"),
 ])
 def test_validation_names_the_bad_field(mutate, message):
     trace = small_trace()
@@ -201,16 +226,54 @@ def test_path_must_follow_parent_links():
         validate_trace(trace)
 
 
-def test_self_eval_and_none_evaluators_may_have_nulls():
+def test_strategies_and_evaluators_are_the_registered_ones():
+    from srm_agent.search.registry import evaluator_names, register_strategy, strategy_names
+
+    trace = small_trace()
+    for name in strategy_names():
+        assert validate_trace({**trace, "strategy": name})["strategy"] == name
+    for name in evaluator_names():
+        assert validate_trace({**trace, "evaluator": name})["evaluator"] == name
+    with pytest.raises(InputError, match="^strategy: must be one of"):
+        validate_trace({**trace, "strategy": "greedy_trace_test"})
+    register_strategy("greedy_trace_test", object)  # a user's own strategy is known once registered
+    assert validate_trace({**trace, "strategy": "greedy_trace_test"})["strategy"] == "greedy_trace_test"
+
+
+def test_self_eval_records_are_shown_as_given():
     trace = small_trace()
     trace["evaluator"] = "self_eval"
     for n in trace["nodes"][1:]:
-        n["decision"].update(srm_logit=None, q_srm=None, sr=None, rc=None, p_accept=None)
-    assert "SR: –" in render_html(validate_trace(trace))
-    trace["evaluator"] = "none"
+        accepted = n["decision"]["accepted"]
+        n["decision"] = {"accepted": accepted, "intuition": -1.25, "self_eval": 0.75 if accepted else 0.125,
+                         "reward": 0.5}
+        n["reward"] = 0.5
+    page = render_html(validate_trace(trace))
+    tip = re.search(r'data-id="3"[^>]*><title>(.*?)</title>', page, re.S).group(1)
+    assert "self_eval: 0.125" in tip and "intuition: -1.25" in tip and "reward: 0.5" in tip
+    assert "SR: " not in tip and "p_accept" not in tip
+    assert _node_ids(page, "nd rejected") == {n["id"] for n in trace["nodes"][1:] if not n["decision"]["accepted"]}
+
+
+def test_nodes_without_a_decision_are_neutral():
+    trace = small_trace()
+    trace["evaluator"] = "prior"
     for n in trace["nodes"][1:]:
         n["decision"] = None
     assert set(range(25)) == _node_ids(render_html(trace), "neutral")
+
+
+def test_version_1_files_are_read_as_version_2():
+    trace = small_trace()
+    trace.update(version=1, evaluator="none", usage={"generator_calls": 9, "prompt_tokens": 4210})
+    for n in trace["nodes"][1:]:
+        n["decision"] = None
+    trace["nodes"][SMALL_INVALID]["invalid"] = True
+    trace["nodes"][4]["state"] = None
+    upgraded = validate_trace(trace)
+    assert upgraded["version"] == 2 and upgraded["evaluator"] == "prior"
+    assert upgraded["nodes"][SMALL_INVALID]["invalid"] == "invalid action" and upgraded["nodes"][4]["state"] == ""
+    assert upgraded["usage"] == {"generator_calls": 9, "prompt_tokens": 4210}
 
 
 # --- writing and loading ------------------------------------------------------------------------
@@ -218,14 +281,20 @@ def test_self_eval_and_none_evaluators_may_have_nulls():
 
 def test_write_is_atomic_and_round_trips(tmp_path):
     trace = xss_trace()
-    trace["nodes"][1]["value"] = np.float64(0.25)  # graph code leaves numpy scalars around
+    trace["nodes"][1]["value"] = np.float64(0.25)  # search code leaves numpy scalars around
     trace["usage"]["srm_calls"] = np.int64(8)
-    out = write_trace(trace, tmp_path / "runs" / "t.json")
+    old_umask = os.umask(0o077)
+    try:
+        out = write_trace(trace, tmp_path / "runs" / "t.json")
+    finally:
+        os.umask(old_umask)
     assert out == tmp_path / "runs" / "t.json"
-    assert os.listdir(out.parent) == ["t.json"]
+    assert os.listdir(out.parent) == ["t.json"] and stat.S_IMODE(out.stat().st_mode) == 0o644
     loaded = load_trace(out)
     assert loaded["nodes"][3]["action"] == XSS and loaded["usage"]["srm_calls"] == 8
+    assert loaded == validate_trace(loaded)  # what is written is what the reader returns
     assert json.loads(out.read_text(encoding="utf-8"))["nodes"][1]["value"] == 0.25
+    assert write_trace(parse_trace(loaded), tmp_path / "again.json").read_text() == out.read_text()
 
 
 def test_failed_writes_leave_no_temp_files_and_keep_the_old_file(tmp_path, monkeypatch):
@@ -253,6 +322,11 @@ def test_failed_writes_leave_no_temp_files_and_keep_the_old_file(tmp_path, monke
 # --- the page -----------------------------------------------------------------------------------
 
 
+def _panel_nodes(page: str) -> list[dict[str, Any]]:
+    blob = re.search(r'<script type="application/json" id="trace-data">(.*?)</script>', page, re.S).group(1)
+    return json.loads(blob)["nodes"]
+
+
 def test_page_is_self_contained_and_draws_every_node():
     trace = small_trace()
     page = render_html(trace)
@@ -265,7 +339,7 @@ def test_page_is_self_contained_and_draws_every_node():
     assert _node_ids(page, "nd accepted") == accepted and _node_ids(page, "nd rejected") == set(range(1, 25)) - accepted
     assert _node_ids(page, "neutral") == {0}
     assert f'fill="{GREEN}"' in page and f'fill="{RED}"' in page
-    for word in ("blocksworld", "beam", "srm", "generator calls", "4,210", "SRM calls", "cache hits", "12.4",
+    for word in ("blocksworld", "beam", "srm", "SRM calls", "cache hits", "12.4",
                  "accepted candidate", "rejected candidate", "returned path"):
         assert word in page
     tip = re.search(r'data-id="12"[^>]*><title>(.*?)</title>', page, re.S).group(1)
@@ -275,12 +349,50 @@ def test_page_is_self_contained_and_draws_every_node():
     assert "invalid: the hand is already holding" in page
 
 
+def test_problem_box_shows_the_summary_as_text():
+    page = render_html(small_trace())
+    box = re.search(r'<div class="k">problem</div><pre>(.*?)</pre>', page, re.S).group(1)
+    assert box == html.escape(PROBLEM)  # the readable summary, line breaks kept, nothing added
+
+
+def test_usage_per_role_is_a_table_with_totals():
+    page = render_html(small_trace())
+    table = re.search(r'<table class="usage">(.*?)</table>', page, re.S).group(1)
+    cells = [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table)]
+    assert cells == [["role", "calls", "prompt tokens", "generated tokens"], ["proposal", "9", "4,210", "388"],
+                     ["evaluation", "8", "1,302", "0"], ["total", "17", "5,512", "388"]]
+    assert "<table" not in render_html({**small_trace(), "usage": {"srm_calls": 8}}).split("</header>")[0]
+
+
+def test_full_action_text_is_on_the_page_without_hovering():
+    trace = small_trace()
+    long = ("stack the yellow block on top of the red block, then check that the blue block is still clear "
+            "and on the table")
+    trace["nodes"][5]["action"] = trace["nodes"][5]["decision"]["text"] = long
+    page = render_html(trace)
+    panel = re.search(r'<div id="path-view">(.*?)</div><div id="node-view"', page, re.S).group(1)
+    steps = re.findall(r'<span class="step" role="button" tabindex="0" data-id="(\d+)">(.*?)</span>', panel)
+    assert [int(i) for i, _ in steps] == SMALL_PATH[1:]
+    assert steps[1][1] == html.escape(long)  # in full, in the panel shown when the page opens
+    labels = re.search(r'data-id="5"[^>]*>.*?</g>', page, re.S).group(0)
+    assert "stack the yellow" in labels and "block on top of the" in labels  # wrapped, not cut at 18 chars
+    nodes = _panel_nodes(page)
+    assert len(nodes) == 25 and nodes[5]["action"] == long and nodes[5]["head"] == "node 5 · depth 2 · accepted"
+    assert ["SR", _fmt_sr(trace, 5)] in nodes[5]["decision"] and nodes[5]["state"].startswith("step 2")
+
+
+def _fmt_sr(trace: dict[str, Any], i: int) -> str:
+    return f"{trace['nodes'][i]['decision']['sr']:.4g}"
+
+
 def test_llm_text_is_escaped():
     page = render_html(xss_trace())
     assert XSS not in page and "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&quot;quotes&quot; &amp;" in page
     assert page.count("<script>") == 1  # the viewer's own inline script only
+    assert page.count("</script>") == 2  # that one and the JSON data block, which the payload cannot close
+    assert _panel_nodes(page)[3]["action"] == XSS  # the panel gets the text back as text
 
 
 def test_hundreds_of_nodes_stay_readable():
@@ -301,6 +413,7 @@ def test_hundreds_of_nodes_stay_readable():
     width = int(re.search(r'<svg class="t" width="(\d+)"', page).group(1))
     assert width >= max(x for x, _ in places.values())
     assert "visits: " in page and "value: " in page
+    assert len(_panel_nodes(page)) == 300  # no labels at this size: the panel has every action
 
 
 # --- CLI ----------------------------------------------------------------------------------------
@@ -317,6 +430,7 @@ def test_cli_renders_next_to_the_trace_by_default(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "run.html")
     assert _node_ids((tmp_path / "run.html").read_text(encoding="utf-8")) == set(range(25))
+    assert stat.S_IMODE((tmp_path / "run.html").stat().st_mode) == 0o644
     assert main(["view", str(src), "-o", str(tmp_path / "out" / "tree.html")]) == 0
     assert (tmp_path / "out" / "tree.html").exists()
     assert sorted(os.listdir(tmp_path)) == ["out", "run.html", "run.json"]
@@ -325,23 +439,31 @@ def test_cli_renders_next_to_the_trace_by_default(tmp_path):
 def test_cli_help():
     done = _cli("view", "--help", cwd=ROOT)
     assert done.returncode == 0 and "-o HTML" in done.stdout and "TRACE" in done.stdout
+    top = _cli("--help", cwd=ROOT)
+    assert top.returncode == 0 and "view" in top.stdout
 
 
 @pytest.mark.parametrize("case, expected", [
     ("missing", "missing.json: no such file"),
     ("not-json", "is not valid JSON"),
+    ("deep-json", "is not valid JSON"),
     ("unknown-parent", "nodes[3].parent: unknown node 77"),
+    ("version-9", "version: unsupported trace version 9"),
 ])
 def test_cli_bad_input_is_one_line_with_exit_2(tmp_path, case, expected):
     src = tmp_path / f"{case}.json"
     if case == "not-json":
-        src.write_text("{\"version\": 1,", encoding="utf-8")
+        src.write_text("{\"version\": 2,", encoding="utf-8")
+    elif case == "deep-json":
+        src.write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
     elif case == "unknown-parent":
         trace = small_trace()
         trace["nodes"][3]["parent"] = 77
         src.write_text(json.dumps(trace), encoding="utf-8")
+    elif case == "version-9":
+        src.write_text(json.dumps({**small_trace(), "version": 9}), encoding="utf-8")
     done = _cli("view", str(src), cwd=tmp_path)
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and expected in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not list(tmp_path.glob("*.html"))
@@ -411,6 +533,17 @@ def screenshot(html_path: Path, png_path: Path, profile: Path, size: str = "1400
     assert done.returncode == 0 and png_path.exists(), f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
 
 
+def dump_dom(html_path: Path, profile: Path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium."""
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+           "--dump-dom", html_path.resolve().as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "<body" in done.stdout, \
+        f"chromium failed ({done.returncode}): {done.stderr[-2000:]}"
+    return done.stdout
+
+
 def _rgb(hex_colour: str) -> tuple[int, int, int]:
     return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
@@ -437,3 +570,17 @@ def test_page_renders_in_headless_chromium(tmp_path):
         return any(all(abs(a - b) <= 3 for a, b in zip(c, target)) for c in colours)
     assert near(_rgb(GREEN)), "no accepted (green) node in the screenshot"
     assert near(_rgb(RED)), "no rejected (red) node in the screenshot"
+
+    # The viewer script ran over every node, and a click shows the node's full text, as text, in the panel.
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.read_text(encoding="utf-8").replace("</body>", (
+        "<script>document.querySelector('svg.t .nd[data-id=\"3\"]')"
+        ".dispatchEvent(new MouseEvent('click', {bubbles: true}));</script></body>")), encoding="utf-8")
+    dom = dump_dom(clicked, tmp_path / "profile")
+    assert not re.search(r'data-id="\d+"[^>]*><title>', dom), "the viewer script did not run over every node"
+    assert dom.count('tabindex="0"') == 25 + len(SMALL_PATH) - 1
+    view = re.search(r'<div id="node-view">(.*?)</div></aside>', dom, re.S)
+    assert view, "clicking a node did not open it in the side panel"
+    assert "node 3 · depth 1 · rejected" in view.group(1)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in view.group(1) and "<script>alert" not in dom
+    assert re.search(r'<div id="path-view" hidden', dom)

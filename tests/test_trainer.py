@@ -334,7 +334,7 @@ def test_every_command_has_help(module, capsys):
 
 def _node(i, parent, action, *, visits, value, expanded=False, state=""):
     return {"id": i, "parent": parent, "action": action, "depth": 0 if parent is None else 1, "state": state,
-            "decision": None, "visits": visits, "value": value, "expanded": expanded, "terminal": False,
+            "decision": None, "visits": visits, "value_sum": value * visits, "expanded": expanded, "terminal": False,
             "solved": False, "invalid": None}
 
 

@@ -28,7 +28,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from srm_agent.console import run_command
+from srm_agent.console import HelpFormatter, run_command
+from srm_agent.fsio import atomic_write_text
 
 from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
 from srm_tasks.blocksworld.english import action_text
@@ -109,15 +110,15 @@ def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak",
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.blocksworld_labels", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--problems", type=int, default=200, help="generated training problems")
     parser.add_argument("--blocks", type=block_range_arg, default=(4, 6), help="N or N-M blocks")
-    parser.add_argument("--labeller", choices=LABELLERS, default="weak")
+    parser.add_argument("--labeller", choices=LABELLERS, default="weak", help="how steps are labelled (see above)")
     parser.add_argument("--walks", type=int, default=4, help="random walks per problem")
-    parser.add_argument("--walk-length", type=int, default=6)
+    parser.add_argument("--walk-length", type=int, default=6, help="steps per random walk")
     parser.add_argument("--exclude", action="append", default=[], metavar="SPLIT_JSON",
                         help="RAP split files whose problems must not be trained on (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds problem generation and the walks")
     parser.add_argument("--out", required=True, help="step-record JSONL to write")
     args = parser.parse_args(argv)
     return run_command(lambda: write_labels(args), debug=False, usage_errors=(ValueError, OSError))
@@ -127,11 +128,7 @@ def write_labels(args: argparse.Namespace) -> None:
     problems = training_problems(args.problems, args.blocks, args.seed, excluded_keys(args.exclude))
     records = label_records(problems, labeller=args.labeller, walks=args.walks, walk_length=args.walk_length,
                             seed=args.seed)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(out)
+    out = atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in records))
     counts = {v: sum(r["label"] == v for r in records) for v in (0.0, 0.5, 1.0)}
     print(f"{len(records)} step records from {len(problems)} problems (labels 0/0.5/1: {counts[0.0]}/"
           f"{counts[0.5]}/{counts[1.0]}) -> {out}", file=sys.stderr)

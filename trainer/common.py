@@ -30,10 +30,6 @@ PRECISIONS = ("auto", "no", "bf16", "fp16")
 
 # -- options ------------------------------------------------------------------------------------------
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the module docstring's layout in --help and shows each option's default."""
-
-
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -45,27 +41,28 @@ def add_training_args(p: argparse.ArgumentParser, *, epochs: int = 5) -> None:
     """Options of the loop, the split, checkpoints and output (defaults: the paper's recipe)."""
     g = p.add_argument_group("training")
     g.add_argument("--lr", type=float, default=1e-5, help="AdamW learning rate (paper: 1e-5)")
-    g.add_argument("--epochs", type=positive_int, default=epochs)
+    g.add_argument("--epochs", type=positive_int, default=epochs, help="passes over the training items")
     g.add_argument("--batch-size", type=positive_int, default=8,
                    help="pairs (pairwise) or steps (pointwise) per micro-batch and process (paper: 8 pairs)")
     g.add_argument("--grad-accum", type=positive_int, default=1, help="micro-batches per optimizer step")
     g.add_argument("--warmup", type=_fraction, default=0.1, help="linear warm-up, as a fraction of all steps")
     g.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip; 0 turns it off")
-    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     g.add_argument("--seed", type=int, default=0, help="seeds the split, shuffling, subsampling and dropout")
     g.add_argument("--max-length", type=positive_int, default=512,
                    help="tokens per (context, step) pair; cut it (e.g. 256) to train faster on a CPU")
     g.add_argument("--max-pairs", type=positive_int, default=None,
-                   help="train on at most this many items (pairs, or steps for a pointwise loss), drawn with --seed")
+                   help="train on at most this many items (pairs, or steps for a pointwise loss), drawn with --seed "
+                        "(default: all)")
     g.add_argument("--mixed-precision", choices=PRECISIONS, default=None,
-                   help="autocast dtype (default: what `accelerate launch` says, else bf16 on GPUs that have it, "
+                   help="autocast dtype (default: what accelerate launch says, else bf16 on GPUs that have it, "
                         "fp16 on other GPUs, none on CPU)")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     d = p.add_argument_group("dev split and early stopping")
     d.add_argument("--dev-fraction", type=_fraction, default=0.1, help="share of problems held out (0: none)")
     d.add_argument("--max-dev", type=positive_int, default=2000,
                    help="evaluate on at most this many dev pairs and this many dev steps")
-    d.add_argument("--eval-batch-size", type=positive_int, default=32)
+    d.add_argument("--eval-batch-size", type=positive_int, default=32, help="pairs or steps per dev batch")
     d.add_argument("--patience", type=int, default=2, help="epochs without a better dev metric before stopping "
                                                           "(0: never stop early)")
     o = p.add_argument_group("output and checkpoints")
@@ -121,7 +118,8 @@ def _quiet(name: str) -> Iterator[None]:
 
 def load_model(name: str | Path, what: str, *, trust_remote_code: bool = False, quiet_head: bool = False):
     """(model, tokenizer, head_trained) of an encoder folder or hub id; not a model → one clear error."""
-    from srm_agent.srm import SpeculativeRewardModel, check_checkpoint_dir
+    from srm_agent.sources import check_checkpoint_dir
+    from srm_agent.srm import SpeculativeRewardModel
 
     path = Path(str(name)).expanduser()
     if path.exists():

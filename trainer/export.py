@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -95,18 +93,8 @@ def export_checkpoint(model: torch.nn.Module, tokenizer, out: Path, *, card: dic
     model = model.to("cpu")
     if next(model.parameters()).dtype != target_dtype:
         model = copy.deepcopy(model)  # keep the caller's weights at full precision
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        folder = SpeculativeRewardModel(model, tokenizer, device="cpu", dtype=target_dtype).save_pretrained(
-            staging / "checkpoint")
-        card = {**card, "date": card.get("date") or time.strftime("%Y-%m-%d %H:%M:%S")}
-        (folder / "README.md").write_text(model_card(card))
-        (folder / "training_metrics.json").write_text(json.dumps({**metrics, "environment": environment()},
-                                                                 indent=2))
-        if out.exists():
-            out.rename(staging / "replaced")
-        folder.rename(out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out
+    card = {**card, "date": card.get("date") or time.strftime("%Y-%m-%d %H:%M:%S")}
+    files = {"README.md": model_card(card),
+             "training_metrics.json": json.dumps({**metrics, "environment": environment()}, indent=2)}
+    srm = SpeculativeRewardModel(model, tokenizer, device="cpu", dtype=target_dtype)
+    return srm.save_pretrained(out, extra_files=files)

@@ -30,6 +30,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from srm_agent.console import HelpFormatter
+from srm_agent.fsio import atomic_dir
+
 from trainer import blocksworld_labels, reward_tuning, train_srm, train_srm_plus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,11 +55,8 @@ def _public_splits(shared: Path) -> list[str]:
 
 
 def _install(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.state"))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    with atomic_dir(target) as tmp:
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.state"), dirs_exist_ok=True)
     print(f"   installed {target}")
 
 
@@ -103,22 +103,23 @@ def gsm8k(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.recipes", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recipe", choices=("blocksworld", "gsm8k"))
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("recipe", choices=("blocksworld", "gsm8k"), help="which checkpoints to build")
     parser.add_argument("--shared", default=str(SHARED_DATA), help="the shared data folder (default: ../shared/data)")
     parser.add_argument("--prm800k", default=None,
                         help="PRM800K phase-1 parquet or JSONL (default: the shared phase1_train_plus parquet)")
     parser.add_argument("--work", default=None, help="intermediate files (default: runs/recipe-<recipe>)")
-    parser.add_argument("--install", default=str(INSTALL), help="where the final checkpoints go")
-    parser.add_argument("--label-problems", type=int, default=150)
-    parser.add_argument("--stage1-pairs", type=int, default=1600)
-    parser.add_argument("--mcts-problems", type=int, default=12)
-    parser.add_argument("--stage2-pairs", type=int, default=800)
-    parser.add_argument("--mcts-iters", type=int, default=8)
+    parser.add_argument("--install", default=str(INSTALL),
+                        help="where the final checkpoints go (default: srm_agent/checkpoints)")
+    parser.add_argument("--label-problems", type=int, default=150, help="blocksworld: generated problems to label")
+    parser.add_argument("--stage1-pairs", type=int, default=1600, help="blocksworld: stage-1 training pairs")
+    parser.add_argument("--mcts-problems", type=int, default=12, help="blocksworld: problems searched for stage 2")
+    parser.add_argument("--stage2-pairs", type=int, default=800, help="blocksworld: stage-2 training pairs")
+    parser.add_argument("--mcts-iters", type=int, default=8, help="blocksworld: MCTS iterations per problem")
     parser.add_argument("--lr", type=float, default=2e-4,
                         help="learning rate of both stages: far above the paper's 1e-5, which needs many more steps "
                              "than a CPU budget allows")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds every stage")
     args = parser.parse_args(argv)
     args.work = args.work or f"runs/recipe-{args.recipe}"
     args.prm800k = args.prm800k or str(Path(args.shared) / "prm800k" / "stepwise_critic"

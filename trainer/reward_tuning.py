@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
-from srm_agent.console import positive_int
-from trainer.common import HelpFormatter, run_cli
+from srm_agent.console import HelpFormatter, positive_int
+from srm_agent.fsio import atomic_write_text
+from trainer.common import run_cli
 from trainer.data import DataError
 
 PROG = "python -m trainer.reward_tuning"
@@ -50,8 +51,9 @@ def rewards_from_search(nodes: Sequence[dict[str, Any]], source: str) -> list[di
         parent = by_id.get(node.get("parent"))
         if parent is None or not parent.get("expanded") or node.get("visits", 0) < 1 or not node.get("action"):
             continue
+        value = node["value_sum"] / node["visits"]
         rows.append({"state": parent["state"], "action": node["action"],
-                     "reward": min(1.0, max(0.0, float(node["value"]))), "source": source,
+                     "reward": min(1.0, max(0.0, float(value))), "source": source,
                      "visits": int(node["visits"])})
     return rows
 
@@ -98,9 +100,7 @@ def done_problems(out: Path) -> set[str]:
     if tail.strip():
         last = rows[-1]["problem_id"] if rows else None
         rows = [r for r in rows if r["problem_id"] != last]
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        tmp.replace(out)
+        atomic_write_text(out, "".join(json.dumps(r) + "\n" for r in rows))
         log.warning("%s ended in a torn line (a run killed mid-write); it was dropped with problem %s, which "
                     "will be run again", out, last)
     return {r["problem_id"] for r in rows}
@@ -120,12 +120,13 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
     from tqdm.auto import tqdm
 
     from graphs.tree_search import build_tree_search
+    from srm_agent.search.tree import nodes_of
 
     if out.exists() and out.stat().st_size and not resume:
         raise FileExistsError(f"{out} exists: pass --resume to add the missing problems to it, or another --out")
     done = done_problems(out) if resume else set()
     out.parent.mkdir(parents=True, exist_ok=True)
-    evaluator = "srm" if srm is not None else "none"
+    evaluator = "srm" if srm is not None else "prior"
     graphs: dict[int, Any] = {}
     counts = {"problems": 0, "skipped": 0, "rows": 0, "solved": 0, "failed": 0, "empty": 0}
     with open(out, "ab", buffering=0) as sink, tqdm(problems, desc="mcts", unit="problem", dynamic_ncols=True) as bar:
@@ -138,13 +139,14 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
             if d not in graphs:
                 # training rollouts are scored against the reference (goal_test), unlike an evaluation's search
                 graphs[d] = build_tree_search(task, generator, srm, strategy="mcts", evaluator=evaluator, max_depth=d,
-                                              stop_at_first_solution=False, goal_test=True, **search)
+                                              goal_test="end", goal_visible=True,
+                                              strategy_options={"reward_alpha": 0.0, "goal_reward": 1.0}, **search)
             final = graphs[d].invoke({"problem": problem})
             result = final.get("result") or {}
             if result.get("failure"):
                 counts["failed"] += 1
                 log.warning("problem %s: %s", pid, result["failure"])
-            rows = rewards_from_search(final.get("nodes") or [], source)
+            rows = rewards_from_search(nodes_of(final.get("tree")), source)
             counts["problems"] += 1
             counts["solved"] += bool(result.get("solved"))
             counts["empty"] += not rows
@@ -160,7 +162,7 @@ def collect(task: Any, problems: Sequence[Any], *, generator: Any, srm: Any, out
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--bench", choices=domain_names(), default="blocksworld")
+    p.add_argument("--bench", choices=domain_names(), default="blocksworld", help="the task to search")
     p.add_argument("--problems", type=positive_int, default=50, help="how many training problems")
     p.add_argument("--data", type=Path, default=None,
                    help="training problems: blocksworld, a RAP split JSON or PDDL folder (default: generated); "
@@ -168,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", type=Path, action="append", default=[], metavar="SPLIT",
                    help="evaluation problems to keep out (blocksworld: RAP split JSON or PDDL folder, compared up to "
                         "renaming of blocks; gsm8k: JSONL, compared by question); repeatable")
-    p.add_argument("--generator", default=None, help="causal LM folder or hub id (default: embedded SmolLM2)")
+    p.add_argument("--generator", default=None,
+                   help="causal LM folder or hub id (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--srm", default=None, help="an SRM checkpoint to prune with (default: none, keep all candidates)")
     p.add_argument("--device", default=None, help="cpu, cuda, … (default: CUDA when available)")
     p.add_argument("--k", type=positive_int, default=4, help="candidates per expansion")
@@ -176,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=positive_int, default=None,
                    help="search depth (default: the instance's optimal length for blocksworld, 5 for gsm8k)")
     p.add_argument("--max-expansions", type=positive_int, default=60, help="expansion budget per search")
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the generator")
     p.add_argument("--seed", type=int, default=0, help="seeds problem generation and the search")
     p.add_argument("--out", type=Path, required=True, help="the RewardTuning JSONL to write")
     p.add_argument("--resume", action="store_true", help="add the problems missing from --out")

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from srm_agent.fsio import publish_dir
+
 STATE_VERSION = 1
 PREFIX = "step-"
 
@@ -124,12 +126,7 @@ def save_checkpoint(state_dir: Path, step: int, *, accelerator, model: torch.nn.
                 save_file(best_weights, str(tmp / "best.safetensors"))
             write_json(tmp / "state.json", {"version": STATE_VERSION, "num_processes": accelerator.num_processes,
                                             **progress})
-            old = state_dir / f".{PREFIX}{step:08d}.old"
-            if final.exists():  # never happens in the loop (one checkpoint per step); kept safe anyway
-                shutil.rmtree(old, ignore_errors=True)
-                final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
+            publish_dir(tmp, final)
             for old in checkpoints(state_dir)[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
     except BaseException:

@@ -16,8 +16,10 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from srm_agent.console import HelpFormatter
+
 from trainer import common
-from trainer.common import (HelpFormatter, add_training_args, card_data, finish, fit, load_all, load_model,
+from trainer.common import (add_training_args, card_data, finish, fit, load_all, load_model,
                             make_accelerator, make_split, run_cli, state_dir)
 from trainer.data import ZERO_AS
 from trainer.export import check_out_dir

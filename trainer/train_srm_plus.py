@@ -23,8 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from srm_agent.console import HelpFormatter
+
 from trainer import common
-from trainer.common import (HelpFormatter, add_training_args, card_data, finish, fit, load_all, load_model,
+from trainer.common import (add_training_args, card_data, finish, fit, load_all, load_model,
                             make_accelerator, make_split, run_cli, state_dir)
 from trainer.data import DataError
 from trainer.export import check_out_dir
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", required=True, help="the stage-1 SRM checkpoint folder to start from")
     p.add_argument("--data", action="append", required=True, type=Path, metavar="FILE",
                    help="RewardTuning JSONL (repeatable)")
-    p.add_argument("--objective", choices=OBJECTIVES, default="pairwise")
+    p.add_argument("--objective", choices=OBJECTIVES, default="pairwise", help="the training objective (see above)")
     p.add_argument("--epsilon", type=float, default=0.1, help="pairs need rewards that differ by more than this")
     p.add_argument("--compare", action="store_true",
                    help="train both objectives and keep the better by dev pairwise accuracy")

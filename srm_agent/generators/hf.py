@@ -21,9 +21,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from srm_agent.devices import resolve_device, resolve_dtype
-from srm_agent.errors import CheckpointError, InputError
+from srm_agent.errors import CheckpointError, InputError, PromptTooLong
 from srm_agent.generators.base import Generation, Usage, check_sampling, cut_at_stop, stop_seen
 from srm_agent.rule import Candidate
+from srm_agent.sources import describe_load_error, model_source
 
 
 class TransformersGenerator:
@@ -58,18 +59,20 @@ class TransformersGenerator:
     def from_pretrained(cls, path_or_id: str | Path, *, gguf_file: str | None = None,
                         device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                         chat: bool = False, trust_remote_code: bool = False) -> TransformersGenerator:
-        """Load a causal LM from a local folder or a hub id (``gguf_file`` for a GGUF file inside it)."""
+        """Load a causal LM from a local folder or a hub id (``gguf_file`` for a GGUF file inside it).
+
+        Weights load from safetensors or GGUF only, never from pickle files; a hub id loads offline from
+        the local cache, and fails at once when it is not there and the hub is unreachable.
+        """
         name = str(path_or_id)
-        local = Path(name).expanduser()
-        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": local.exists()}
-        if gguf_file is not None:
-            kwargs["gguf_file"] = gguf_file
+        source, local_only = model_source(name, "causal LM", gguf_file=gguf_file)
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": local_only}
+        gguf = {"gguf_file": gguf_file} if gguf_file is not None else {}
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(local) if local.exists() else name, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else name, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs, **gguf)
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs, **(gguf or {"use_safetensors": True}))
         except (OSError, ValueError) as exc:
-            raise CheckpointError(name, f"cannot load as a causal LM ({exc}); pass a local model folder, or use "
-                                        "srm_agent.default_generator() for the embedded one") from exc
+            raise CheckpointError(name, f"cannot load as a causal LM: {describe_load_error(exc)}") from exc
         return cls(model, tokenizer, device=device, dtype=dtype, chat=chat)
 
     # -- prompts -------------------------------------------------------------------------------
@@ -84,8 +87,8 @@ class TransformersGenerator:
         else:
             ids = self.tokenizer(prompt)["input_ids"]
         if self._max_positions and len(ids) + reserve > self._max_positions:
-            raise InputError("prompt", f"{len(ids)} tokens plus {reserve} to come exceed the model's "
-                                       f"{self._max_positions} positions")
+            raise PromptTooLong("prompt", f"{len(ids)} tokens plus {reserve} to come exceed the model's "
+                                          f"{self._max_positions} positions")
         return ids
 
     def _encode_choices(self, choices: Sequence[str]) -> list[list[int]]:
@@ -111,7 +114,7 @@ class TransformersGenerator:
                 key = max(self._prefix_kv, key=lambda k: common_prefix_length(k, ids))
                 start = min(common_prefix_length(key, ids), len(ids) - 1)  # run at least the last token
                 if start > 0:
-                    cache = copy.deepcopy(self._prefix_kv[key])
+                    cache = fork_cache(self._prefix_kv[key])
                     if len(key) > start:
                         cache.crop(start - len(key))  # a negative count removes that many tokens from the end
                     self._prefix_kv.move_to_end(key)
@@ -120,7 +123,7 @@ class TransformersGenerator:
                          **self._last_logits_only, **kwargs)
         full = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         if self.prefix_cache_size > 0:
-            stored = copy.deepcopy(full)
+            stored = fork_cache(full)
             with self._prefix_lock:
                 self._prefix_kv[tuple(ids)] = stored
                 while len(self._prefix_kv) > self.prefix_cache_size:
@@ -245,6 +248,22 @@ def from_langchain(llm: Any, *, device: str | torch.device | None = None) -> Tra
     tokenizer = llm.tokenizer if chat and llm.tokenizer is not None else pipeline.tokenizer
     return TransformersGenerator(pipeline.model, tokenizer, device=device or pipeline.model.device,
                                  dtype=pipeline.model.dtype, chat=chat)
+
+
+def fork_cache(cache: Any) -> Any:
+    """A copy of a KV cache that the caller may extend, crop or repeat without changing ``cache``.
+
+    transformers' ``DynamicLayer`` never writes into its tensors (it concatenates, slices and repeats into
+    new ones), so a fork of a ``DynamicCache`` shares them and copies only the small layer objects: reusing a
+    1,000-token prefix costs no 50 MB copy. Any other cache is deep-copied.
+    """
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    if type(cache) is not DynamicCache or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return copy.deepcopy(cache)
+    fork = copy.copy(cache)
+    fork.layers = [copy.copy(layer) for layer in cache.layers]
+    return fork
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:

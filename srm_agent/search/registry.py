@@ -72,3 +72,14 @@ def strategy_names() -> list[str]:
 
 def evaluator_names() -> list[str]:
     return sorted({*_BUILTIN_EVALUATORS, *_EVALUATORS})
+
+
+def ensure_registered(kind: str, obj: Any) -> None:
+    """Register an object passed to the search under its ``name`` (its class as the factory), unless that name
+    is already known, so traces and reports of a user's own strategy or evaluator validate."""
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a {kind} object needs a non-empty string attribute 'name', got {name!r}")
+    known = strategy_names() if kind == "strategy" else evaluator_names()
+    if name not in known:
+        (register_strategy if kind == "strategy" else register_evaluator)(name, type(obj))

@@ -1,10 +1,14 @@
-"""Few-shot plan prompts in the RAP prompt-pool format, and a built-in pool for machines without data.
+"""Few-shot prompts in the RAP prompt-pool format, and a built-in pool for machines without data.
 
-A pool is ``{"intro": str, "example_pool": [{"init", "goal", "plan", ...}]}`` as in llm-reasoners'
-``pool_prompt_v1.json``; its plans read ``"\\n<action>\\n...\\n[PLAN END]\\n"``. The prompt is the
-intro, N examples, then the problem's statement and its plan so far, one action per line, so that
-the next action is what a base model writes next. The built-in pool is this project's own text:
-an intro in its own words and two problems found by its generator, solved by its BFS at load time.
+A pool file is llm-reasoners' ``pool_prompt_v1.json``: ``intro``, ``example_pool`` (demonstrations
+``{"init", "goal", "plan"}`` whose plans read ``"\\n<action>\\n...\\n[PLAN END]\\n"``), ``self-eval`` (a
+5-shot template asking whether an action is "good" or "bad") and ``world_update_*`` (2-shot templates
+for RAP's world model). The plan prompt is the intro, N demonstrations, then the problem's statement
+and its plan so far, one action per line, so that the next action is what a base model writes next.
+
+The built-in pool is this project's own text: an intro in its own words, two problems found by its
+generator and solved by its BFS at load time, and five self-evaluation demonstrations labelled by the
+optimal distance to the goal. It has no world-model templates.
 """
 
 from __future__ import annotations
@@ -15,14 +19,17 @@ from pathlib import Path
 from typing import TypedDict
 
 from srm_tasks.blocksworld.english import action_text, facts_text
-from srm_tasks.blocksworld.world import parse_atom, solve
+from srm_tasks.blocksworld.world import apply, legal_ops, parse_atom, solve
 
 PLAN_END = "[PLAN END]"
 
 
 class PromptPool(TypedDict):
+    source: str  # "built-in" or the pool file's path
     intro: str
     examples: list[dict[str, str]]  # each with "init", "goal" and "plan" as in the pool file
+    self_eval: str  # a template with <init_state>, <goals> and <action>
+    world_update: dict[str, str]  # operator ("pick-up", ...) -> a template with two "{}" (state, action)
 
 
 DEFAULT_INTRO = """\
@@ -57,8 +64,15 @@ def statement(init_text: str, goal_text: str) -> str:
             "\n\nMy plan is as follows:\n\n[PLAN]")
 
 
+SELF_EVAL_ASK = "Please evaluate whether the given action is a good one under certain conditions.\n\n"
+SELF_EVAL_QUERY = "[STATEMENT]\nAs initial conditions I have that, <init_state>\nMy goal is to <goals>\n[ACTION]\n<action>\n" \
+                  "[EVALUATION]\n"
+WORLD_UPDATE_KEYS = {"pick-up": "world_update_pickup", "unstack": "world_update_unstack",
+                     "put-down": "world_update_putdown", "stack": "world_update_stack"}
+
+
 def load_prompt_pool(path: str | Path) -> PromptPool:
-    """``{"intro", "examples"}`` from a RAP pool JSON, checked so a wrong file fails here and not mid-search."""
+    """A RAP pool JSON, checked so a wrong file fails here and not mid-search."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -70,31 +84,63 @@ def load_prompt_pool(path: str | Path) -> PromptPool:
         if not (isinstance(ex, dict) and all(isinstance(ex.get(k), str) for k in ("init", "goal", "plan"))
                 and ex["plan"].startswith("\n") and ex["plan"].endswith(PLAN_END + "\n")):
             raise ValueError(f"{path}: example_pool[{i}] needs 'init', 'goal' and a plan '\\n...\\n{PLAN_END}\\n'")
-    return {"intro": raw["intro"], "examples": [{k: ex[k] for k in ("init", "goal", "plan")}
-                                                for ex in raw["example_pool"]]}
+    self_eval = raw.get("self-eval")
+    if self_eval is not None and not (isinstance(self_eval, str)
+                                      and all(m in self_eval for m in ("<init_state>", "<goals>", "<action>"))):
+        raise ValueError(f"{path}: 'self-eval' must be a template with <init_state>, <goals> and <action>")
+    world_update = {op: raw[key] for op, key in WORLD_UPDATE_KEYS.items() if isinstance(raw.get(key), str)}
+    if any(t.count("{}") != 2 for t in world_update.values()):
+        raise ValueError(f"{path}: each world_update_* template needs two '{{}}' (the state and the action)")
+    return {"source": str(path), "intro": raw["intro"],
+            "examples": [{k: ex[k] for k in ("init", "goal", "plan")} for ex in raw["example_pool"]],
+            "self_eval": self_eval if self_eval is not None else builtin_self_eval(raw["intro"]),
+            "world_update": world_update if len(world_update) == len(WORLD_UPDATE_KEYS) else {}}
+
+
+def _facts(atoms: list[str]) -> frozenset:
+    return frozenset(map(parse_atom, atoms))
 
 
 @functools.cache
 def default_pool() -> PromptPool:
-    """The built-in pool: DEFAULT_INTRO and DEFAULT_EXAMPLES with their optimal plans."""
+    """The built-in pool: DEFAULT_INTRO, DEFAULT_EXAMPLES with their optimal plans, and its own self-evaluation."""
     examples = []
     for init, goal in DEFAULT_EXAMPLES:
-        init_facts, goal_facts = frozenset(map(parse_atom, init)), frozenset(map(parse_atom, goal))
-        plan = solve(init_facts, goal_facts)
+        plan = solve(_facts(init), _facts(goal))
         assert plan is not None
-        examples.append({"init": facts_text(init_facts), "goal": facts_text(goal_facts),
+        examples.append({"init": facts_text(_facts(init)), "goal": facts_text(_facts(goal)),
                          "plan": "".join(f"\n{action_text(op)}" for op in plan) + f"\n{PLAN_END}\n"})
-    return {"intro": DEFAULT_INTRO, "examples": examples}
+    return {"source": "built-in", "intro": DEFAULT_INTRO, "examples": examples,
+            "self_eval": builtin_self_eval(DEFAULT_INTRO), "world_update": {}}
 
 
-def plan_prompt(pool: PromptPool, n_shots: int, init_text: str, goal_text: str, steps: list[str]) -> str:
-    """Intro, ``n_shots`` examples, then the statement and the steps so far, ending on a new line."""
-    shots = "".join(statement(ex["init"], ex["goal"]) + ex["plan"] + "\n" for ex in pool["examples"][:n_shots])
-    return pool["intro"] + shots + statement(init_text, goal_text) + "\n" + "".join(s + "\n" for s in steps)
+def builtin_self_eval(intro: str) -> str:
+    """A 5-shot self-evaluation template of this project's own: states of the built-in examples, each with one
+    action labelled "good" when it shortens the optimal plan and "bad" otherwise (3 good, 2 bad, as RAP's)."""
+    demos = []
+    for n, (init, goal) in enumerate(DEFAULT_EXAMPLES):
+        state, goal_facts = _facts(init), _facts(goal)
+        plan = solve(state, goal_facts)
+        assert plan
+        worse = next(op for op in legal_ops(state) if len(solve(apply(state, op), goal_facts) or plan) >= len(plan))
+        picks = [(state, plan[0], "good"), (state, worse, "bad")]
+        if n == 0:
+            picks.append((apply(state, plan[0]), plan[1], "good"))
+        for facts, op, label in picks:
+            demos.append(f"[STATEMENT]\nAs initial conditions I have that, {facts_text(facts)}.\n"
+                         f"My goal is to have that {facts_text(goal_facts)}.\n[ACTION]\n{action_text(op)}\n"
+                         f"[EVALUATION]\n{label}\n\n")
+    return intro + SELF_EVAL_ASK + "".join(demos) + SELF_EVAL_QUERY
+
+
+def plan_prompt(pool: PromptPool, shots: list[int], init_text: str, goal_text: str, steps: list[str]) -> str:
+    """Intro, the demonstrations ``shots`` (indices into the pool), the statement and the steps so far."""
+    demos = "".join(statement(pool["examples"][i]["init"], pool["examples"][i]["goal"]) + pool["examples"][i]["plan"]
+                    + "\n" for i in shots)
+    return pool["intro"] + demos + statement(init_text, goal_text) + "\n" + "".join(s + "\n" for s in steps)
 
 
 def self_eval_prompt(pool: PromptPool, state_text: str, goal_text: str, action: str) -> str:
-    """A RAP-like self-evaluation question whose answer the search reads as " Yes" against " No"."""
-    return (pool["intro"] + f"[STATEMENT]\nAs current conditions I have that, {state_text}.\n"
-            f"My goal is to have that {goal_text}.\n[ACTION]\n{action}\n"
-            "Is this action a good next step towards my goal? Answer Yes or No.\nAnswer:")
+    """The pool's self-evaluation template filled in as RAP fills it; the answer read is "good"."""
+    return (pool["self_eval"].replace("<init_state>", f"{state_text}.").replace("<goals>", f"have that {goal_text}.")
+            .replace("<action>", action))

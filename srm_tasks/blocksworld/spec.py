@@ -11,6 +11,11 @@ from srm_tasks.blocksworld.task import BlocksworldTask
 from srm_tasks.registry import Option, Options, TaskSpec, register
 
 
+def make_task(options: Options) -> BlocksworldTask:
+    prompts = options.get("prompts") or "built-in"
+    return BlocksworldTask(prompt_pool=None if prompts == "built-in" else prompts, seed=options.get("seed", 0))
+
+
 def load_problems(options: Options) -> list[dict[str, Any]]:
     data = options.get("data")
     if data is None:
@@ -22,14 +27,15 @@ def load_problems(options: Options) -> list[dict[str, Any]]:
 SPEC = register(TaskSpec(
     name="blocksworld",
     summary="PlanBench's 4-operator Blocksworld in RAP's English",
-    make_task=lambda options: BlocksworldTask(prompt_pool=options.get("prompts")),
+    make_task=make_task,
     load_problems=load_problems,
     problem_key=canonical_key,
     default_depth=6,
     problem_depth=lambda problem: problem.get("optimal_length") if isinstance(problem, dict) else None,
     data_help="a RAP split JSON or a folder of PlanBench PDDL files (default: generated problems)",
     options=(
-        Option("prompts", "a RAP prompt-pool JSON (default: the built-in pool)", metavar="JSON"),
+        Option("prompts", "a RAP prompt-pool JSON (llm-reasoners' pool_prompt_v1.json), or built-in", "built-in",
+               metavar="JSON"),
         Option("generate", "without --data: how many problems to generate", 4, int, "N"),
         Option("blocks", "without --data: blocks per generated problem, N or N-M", (3, 4), block_range_arg, "N-M"),
         Option("steps", "without --data: optimal plan length, N or N-M (RAP's splits: 2, 4, ..., 12)", (2, 4),

@@ -50,7 +50,7 @@ def load_gsm8k(path: str | Path, limit: int | None = None, offset: int = 0) -> l
 
 def load_gsm8k_hub(split: str = "test") -> list[dict[str, str]]:
     """GSM8K through the HF ``datasets`` library (optional, needs the hub); same dicts as ``load_gsm8k``."""
-    hint = "pass a local GSM8K JSONL path to load_gsm8k instead"
+    hint = "use a local GSM8K JSONL file instead"
     try:
         from datasets import load_dataset
     except ImportError:

@@ -66,6 +66,7 @@ class GSM8KTask:
         if n_shots < 0 or max_steps < 1:
             raise ValueError(f"need n_shots >= 0 and max_steps >= 1, got {n_shots} and {max_steps}")
         self.max_steps = max_steps
+        self.shots_source = str(train_path) if train_path is not None else "built-in"
         if train_path is None:
             shots = [(s["question"], solution_lines(s["solution"], s["answer"])) for s in BUILTIN_SHOTS[:n_shots]]
         else:
@@ -76,6 +77,10 @@ class GSM8KTask:
                                  f"{n_shots} shots asked")
             shots = random.Random(seed).sample(fitting, n_shots)
         self.header = "".join(render_context(q, lines) + "\n" for q, lines in shots)
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the few-shot examples come from, for a run's summary."""
+        return {"shots": self.shots_source}
 
     def initial_state(self, problem: Any) -> dict[str, Any]:
         """From a loaded problem, a raw record (answer with "#### N") or a bare question (no gold)."""
@@ -118,9 +123,9 @@ class GSM8KTask:
     def is_solved(self, state: dict[str, Any]) -> bool:
         return answers_match(self.answer(state), state["gold"])
 
-    def reward(self, state: dict[str, Any]) -> float:
+    def goal_progress(self, state: dict[str, Any]) -> float:
         return 1.0 if self.is_solved(state) else 0.0
 
-    def self_eval_prompt(self, state: dict[str, Any], action: str) -> str:
+    def self_eval_query(self, state: dict[str, Any], action: str) -> tuple[str, str, str | None]:
         return (f"{self.describe(state)}New step: {' '.join(action.split())}\n"
-                "Is the new step correct? Answer Yes or No.\nAnswer:")
+                "Is the new step correct? Answer Yes or No.\nAnswer:", " Yes", " No")
