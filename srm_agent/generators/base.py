@@ -10,10 +10,11 @@ searches that share one generator in several threads or tasks never charge each 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
+from srm_agent.errors import InputError
 from srm_agent.rule import Candidate
 
 
@@ -58,6 +59,40 @@ class Generation(list):
 
     def __repr__(self) -> str:
         return f"Generation({list.__repr__(self)}, usage={self.usage!r})"
+
+
+def check_sampling(k: int, temperature: float, max_new_tokens: int) -> None:
+    """InputError naming the first bad ``propose`` argument."""
+    if not isinstance(k, int) or k < 1:
+        raise InputError("k", f"must be an integer >= 1, got {k!r}")
+    if not temperature >= 0:
+        raise InputError("temperature", f"must be >= 0, got {temperature}")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InputError("max_new_tokens", f"must be an integer >= 1, got {max_new_tokens!r}")
+
+
+def stop_seen(tokens: Sequence[int], decode: Callable[[Sequence[int]], str], stops: Sequence[str]) -> bool:
+    """Whether a stop string has appeared in the last few sampled tokens (decoding only the tail)."""
+    if not stops:
+        return False
+    tail = decode(tokens[-(max(map(len, stops)) + 2):])
+    return any(s in tail for s in stops)
+
+
+def cut_at_stop(tokens: Sequence[int], decode: Callable[[Sequence[int]], str], stops: Sequence[str],
+                eos_ids: set[int]) -> tuple[int, str]:
+    """Where a sampled continuation ends and its text: at the first EOS (counted, not shown) or at the
+    token that completes the first stop string (counted; the text stops before the stop string)."""
+    end = next((i + 1 for i, t in enumerate(tokens) if t in eos_ids), len(tokens))
+    body = tokens[:end - 1] if end and tokens[end - 1] in eos_ids else tokens[:end]
+    text = decode(body)
+    if stops and any(s in text for s in stops):
+        for n in range(1, len(body) + 1):
+            partial = decode(body[:n])
+            hits = [partial.find(s) for s in stops if s in partial]
+            if hits:
+                return n, partial[: min(hits)]
+    return end, text
 
 
 @runtime_checkable

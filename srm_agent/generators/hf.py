@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from srm_agent.devices import resolve_device, resolve_dtype
 from srm_agent.errors import CheckpointError, InputError, PromptTooLong
-from srm_agent.generators.base import Generation, Usage
+from srm_agent.generators.base import Generation, Usage, check_sampling, cut_at_stop, stop_seen
 from srm_agent.rule import Candidate
 from srm_agent.sources import describe_load_error, model_source
 
@@ -140,19 +140,14 @@ class TransformersGenerator:
         Pure temperature sampling (no top-k or top-p truncation); ``temperature=0`` decodes greedily
         once and returns that candidate ``k`` times.
         """
-        if k < 1:
-            raise InputError("k", f"must be >= 1, got {k}")
-        if not temperature >= 0:
-            raise InputError("temperature", f"must be >= 0, got {temperature}")
-        if max_new_tokens < 1:
-            raise InputError("max_new_tokens", f"must be >= 1, got {max_new_tokens}")
+        check_sampling(k, temperature, max_new_tokens)
         stops = [s for s in (stop or []) if s]
         prompt_ids = self._encode_prompt(prompt, reserve=max_new_tokens)
         sampling = temperature > 0
         rows = self._decode(prompt_ids, k if sampling else 1, temperature, max_new_tokens, stops, seed)
         candidates, kept = [], []
         for tokens, logps in rows:
-            end, text = self._cut(tokens, stops)
+            end, text = cut_at_stop(tokens, self._text, stops, self._eos_ids)
             candidates.append(Candidate(text=text, logprob=float(sum(logps[:end])), num_tokens=end))
             kept.append(tokens[:end])
         usage = Usage(calls=1, prompt_tokens=len(prompt_ids), generated_tokens=sum(c.num_tokens for c in candidates))
@@ -188,7 +183,7 @@ class TransformersGenerator:
                     continue
                 tokens[row].append(token)
                 logps[row].append(logp)
-                done[row] = token in self._eos_ids or self._stopped(tokens[row], stops)
+                done[row] = token in self._eos_ids or stop_seen(tokens[row], self._text, stops)
             if all(done):
                 break
             out = self.model(input_ids=nxt[:, None], use_cache=True, **{self._cache_kw: cache})
@@ -196,24 +191,8 @@ class TransformersGenerator:
             logits = out.logits[:, -1].float()
         return list(zip(tokens, logps))
 
-    def _stopped(self, tokens: list[int], stops: list[str]) -> bool:
-        if not stops:
-            return False
-        tail = self.tokenizer.decode(tokens[-(max(map(len, stops)) + 2):], skip_special_tokens=True)
-        return any(s in tail for s in stops)
-
-    def _cut(self, tokens: list[int], stops: list[str]) -> tuple[int, str]:
-        """Where a sampled continuation ends (EOS included) and its text (the stop string excluded)."""
-        end = next((i + 1 for i, t in enumerate(tokens) if t in self._eos_ids), len(tokens))
-        body = tokens[:end - 1] if tokens[end - 1] in self._eos_ids else tokens[:end]
-        text = self.tokenizer.decode(body, skip_special_tokens=True)
-        if stops and any(s in text for s in stops):
-            for n in range(1, len(body) + 1):
-                partial = self.tokenizer.decode(body[:n], skip_special_tokens=True)
-                hits = [partial.find(s) for s in stops if s in partial]
-                if hits:
-                    return n, partial[: min(hits)]
-        return end, text
+    def _text(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
 
     # -- score_choices --------------------------------------------------------------------------
 
