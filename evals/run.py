@@ -67,20 +67,20 @@ def load_models(args: argparse.Namespace, methods: Sequence[str]):
     from srm_agent.sources import model_source
 
     needs_srm = any(METHODS[m].evaluator == "srm" for m in methods)
+    from srm_agent.generators.spec import SERVER_PREFIX, generator_from_spec
+
     with option_hint("--generator", "the embedded SmolLM2-135M-Instruct"):  # a bad path fails before torch loads
-        if args.generator:
+        if args.generator and not args.generator.startswith(SERVER_PREFIX) and args.generator != "embedded":
             model_source(args.generator, "causal LM")
     with option_hint("--srm", "the shipped Blocksworld SRM+"):
         if needs_srm and args.srm:
             model_source(args.srm, "SRM checkpoint")
 
-    from srm_agent.embedded import default_generator, default_srm
-    from srm_agent.generators import TransformersGenerator
+    from srm_agent.embedded import default_srm
     from srm_agent.srm import SpeculativeRewardModel
 
     with option_hint("--generator", "the embedded SmolLM2-135M-Instruct"):
-        generator = (TransformersGenerator.from_pretrained(args.generator, device=args.device) if args.generator
-                     else default_generator(device=args.device))
+        generator = generator_from_spec(args.generator, device=args.device)
     srm = None
     if needs_srm:
         with option_hint("--srm", "the shipped Blocksworld SRM+"):
@@ -290,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add Gaussian noise of this standard deviation to the SRM's logits (an ablation)")
     search.add_argument("--seed", type=int, default=0, help="seeds problems, prompts and searches (default: 0)")
     models = p.add_argument_group("models and run")
-    models.add_argument("--generator", default=None,
-                        help="a causal LM folder (default: the embedded SmolLM2-135M-Instruct)")
+    models.add_argument("--generator", default=None, metavar="SPEC",
+                        help="'embedded' (default, SmolLM2-135M-Instruct), a causal LM folder or hub id (in-process), "
+                             "or openai:MODEL@URL for an OpenAI-compatible server (vLLM, llama.cpp)")
     models.add_argument("--srm", default=None,
                         help="an SRM checkpoint folder (default: the shipped srm_agent/checkpoints/blocksworld-srm-plus)")
     models.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),

@@ -19,12 +19,15 @@ def studio_graph():
 
     ``SRM_TASK`` is a registered domain (``blocksworld``, ``gsm8k``, ``reach_number``, the default) or a task
     factory as ``module:attribute``; ``SRM_STRATEGY``, ``SRM_EVALUATOR``, ``SRM_K`` and ``SRM_MAX_DEPTH`` set
-    the search; ``SRM_PATH`` an SRM checkpoint (default: the shipped SRM); ``REDIS_URL`` a shared score cache.
+    the search; ``SRM_GENERATOR`` the generator (``srm_agent.generators.spec``: a folder, or ``openai:MODEL@URL``
+    for a server; default: the embedded one); ``SRM_PATH`` an SRM checkpoint (default: the shipped SRM);
+    ``REDIS_URL`` a shared score cache.
     """
     import importlib
 
     from srm_agent.cache import RedisScoreCache
-    from srm_agent.embedded import default_generator, default_srm
+    from srm_agent.embedded import default_srm
+    from srm_agent.generators.spec import generator_from_spec
     from srm_agent.srm import SpeculativeRewardModel
     from srm_tasks import domain_names, get_spec
 
@@ -41,6 +44,6 @@ def studio_graph():
         srm = SpeculativeRewardModel.from_pretrained(os.environ["SRM_PATH"]) if os.environ.get("SRM_PATH") \
             else default_srm()
     cache = RedisScoreCache(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else None
-    return build_tree_search(task, default_generator(), srm, strategy=os.environ.get("SRM_STRATEGY", "bfs"),
+    return build_tree_search(task, generator_from_spec(os.environ.get("SRM_GENERATOR")), srm, strategy=os.environ.get("SRM_STRATEGY", "bfs"),
                              evaluator=evaluator, k=int(os.environ.get("SRM_K", "4")),
                              max_depth=int(os.environ.get("SRM_MAX_DEPTH", "5")), cache=cache)

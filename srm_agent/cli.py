@@ -88,18 +88,15 @@ def _load_srm(args: argparse.Namespace):
 
 
 def _load_generator(args: argparse.Namespace):
-    if args.generator is None:
-        _importing_models(args)
-        from srm_agent.embedded import default_generator
+    from srm_agent.generators.spec import SERVER_PREFIX, generator_from_spec
 
-        return default_generator(device=args.device, chat=args.chat)
+    spec = args.generator
     with option_hint("--generator", "the embedded SmolLM2-135M-Instruct"):
-        model_source(args.generator, "causal LM", gguf_file=args.gguf_file)
+        if spec is not None and not spec.startswith(SERVER_PREFIX) and spec != "embedded":
+            model_source(spec, "causal LM", gguf_file=args.gguf_file)  # fails before torch loads
         _importing_models(args)
-        from srm_agent.generators import TransformersGenerator
-
-        return TransformersGenerator.from_pretrained(args.generator, gguf_file=args.gguf_file, device=args.device,
-                                                     chat=args.chat, trust_remote_code=args.trust_remote_code)
+        return generator_from_spec(spec, device=args.device, chat=args.chat, gguf_file=args.gguf_file,
+                                   trust_remote_code=args.trust_remote_code)
 
 
 def _make_cache(args: argparse.Namespace):
@@ -249,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     propose.add_argument("--task", default=None, metavar="NAME",
                          help="a task from the srm_tasks registry, e.g. blocksworld: score its legal actions "
                               "instead of sampling free text")
-    propose.add_argument("--generator", default=None, metavar="PATH",
-                         help="causal LM folder or hub id (default: the embedded SmolLM2-135M-Instruct)")
+    propose.add_argument("--generator", default=None, metavar="SPEC",
+                         help="the generator: 'embedded' (default, SmolLM2-135M-Instruct), a causal LM folder or hub id "
+                              "(in-process), or openai:MODEL@URL for an OpenAI-compatible server (vLLM, llama.cpp)")
     propose.add_argument("--gguf-file", default=None, metavar="FILE", help="a GGUF file inside --generator to load")
     propose.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
     propose.set_defaults(func=cmd_propose)
