@@ -1,14 +1,15 @@
 """The SRM scorer: any one-output sequence classifier, scoring ``(state, action)`` pairs.
 
-It holds no search logic: it turns pairs into logits, batched with dynamic padding, keeping
-the end of a long state (the latest steps matter most).
+It holds no search logic: it turns pairs into logits, batched with dynamic padding, encoded by
+``srm_agent.encoding.encode_pairs`` exactly as the trainer encodes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from srm_agent.devices import resolve_device, resolve_dtype
+from srm_agent.encoding import BASE_KEY, Encoded, encode_pairs, window_of
 from srm_agent.errors import CheckpointError
 from srm_agent.fsio import atomic_dir
 from srm_agent.sources import describe_load_error, model_source
@@ -24,6 +26,19 @@ log = logging.getLogger(__name__)
 
 # Config fields that describe where or how a model was saved, not what it computes.
 _VOLATILE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures")
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report of a base whose head is replaced on purpose."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _shape(size: Sequence[int]) -> str:
@@ -52,9 +67,7 @@ class SpeculativeRewardModel:
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
-        self.tokenizer.truncation_side = "left"  # cut the start of a long state, keep its latest steps
-        limits = [tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", None), max_length]
-        self.max_length = min(int(x) for x in limits if x is not None and x > 0)
+        self.max_length = window_of(tokenizer, model, max_length)
         self.batch_size = batch_size
         self.head_trained = head_trained
         self._fingerprint: str | None = None
@@ -83,6 +96,9 @@ class SpeculativeRewardModel:
             config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, local_files_only=local_only)
         except (OSError, ValueError) as exc:
             raise CheckpointError(name, f"cannot read a model config: {describe_load_error(exc)}") from exc
+        if getattr(config, BASE_KEY, None):
+            return cls._from_delta(name, source, config, device=device, dtype=dtype, max_length=max_length,
+                                   batch_size=batch_size)
         architectures = getattr(config, "architectures", None) or []
         is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
         if is_classifier and config.num_labels != 1:
@@ -121,6 +137,46 @@ class SpeculativeRewardModel:
                         "trained with the trainer", name, ", ".join(missing))
         return cls(model, tokenizer, device=device, dtype=dtype, max_length=max_length, batch_size=batch_size,
                    head_trained=head_trained)
+
+    @classmethod
+    def _from_delta(cls, name: str, folder: str, config, **kwargs) -> SpeculativeRewardModel:
+        """A compact checkpoint: only the tensors that differ from a base encoder, which loads first.
+
+        ``config.json`` names the base (``srm_base``: "embedded" for the embedded MiniLM, else a folder).
+        """
+        from safetensors.torch import load_file
+
+        base = getattr(config, BASE_KEY)
+        if base == "embedded":
+            from srm_agent.embedded import embedded_srm_backbone
+
+            base = str(embedded_srm_backbone())
+        base_path = Path(base) if Path(base).is_absolute() else Path(folder) / base
+        if not (base_path / "config.json").is_file():
+            raise CheckpointError(name, f"its base encoder {base} ({BASE_KEY} in config.json) is not a model folder")
+        files = sorted(Path(folder).glob("*.safetensors"))
+        try:
+            with torch.random.fork_rng(devices=[]), quiet_transformers():
+                torch.manual_seed(0)
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    base_path, config=config, use_safetensors=True, local_files_only=True)
+            delta = {k: v for f in files for k, v in load_file(f).items()}
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise CheckpointError(name, f"cannot load as a compact SRM: {describe_load_error(exc)}") from exc
+        own = model.state_dict()
+        for key, tensor in delta.items():
+            if key not in own:
+                raise CheckpointError(name, f"tensor {key} is not part of {type(model).__name__}")
+            if tuple(own[key].shape) != tuple(tensor.shape):
+                raise CheckpointError(name, f"tensor {key} has shape {_shape(tensor.shape)} in the checkpoint but "
+                                            f"{_shape(own[key].shape)} in the model its config.json describes")
+        head = [k for k in own if not k.startswith(f"{model.base_model_prefix}.")]
+        if any(k not in delta for k in head):
+            raise CheckpointError(name, "a compact SRM checkpoint must hold its scoring head "
+                                        f"({', '.join(k for k in head if k not in delta)} missing)")
+        model.load_state_dict({k: v.to(own[k].dtype) for k, v in delta.items()}, strict=False)
+        return cls(model, tokenizer, head_trained=True, **kwargs)
 
     def save_pretrained(self, directory: str | Path, *, extra_files: Mapping[str, str] | None = None) -> Path:
         """Write safetensors weights, config and tokenizer; the folder appears whole or not at all.
@@ -171,45 +227,28 @@ class SpeculativeRewardModel:
 
     @torch.inference_mode()
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """SRM logits for ``(state, action)`` pairs, in batches of similar length."""
+        """SRM logits for ``(state, action)`` pairs, in batches of similar length (``encode_pairs``)."""
         if not pairs:
             return []
-        states = [s for s, _ in pairs]
-        actions, action_len = self._fit_actions([a for _, a in pairs])
-        unique = list(dict.fromkeys(states))
-        state_len = dict(zip(unique, (len(x) for x in self.tokenizer(unique, add_special_tokens=False)["input_ids"])))
-        lengths = [state_len[s] + n for s, n in zip(states, action_len)]
-        if not self._warned_state_cut and max(lengths) > self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True):
-            log.warning("SRM: states longer than max_length=%d tokens are cut from the start (the latest steps "
-                        "are kept); this warning is shown once", self.max_length)
-            self._warned_state_cut = True
-        by_length = sorted(range(len(pairs)), key=lambda i: lengths[i])
+        by_length = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
         out = [0.0] * len(pairs)
         for start in range(0, len(by_length), self.batch_size):
             idx = by_length[start:start + self.batch_size]
-            enc = self.tokenizer([states[i] for i in idx], [actions[i] for i in idx], truncation="only_first",
-                                 max_length=self.max_length, padding=True, return_tensors="pt")
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            logits = self.model(**enc).logits[:, 0].float().cpu().tolist()
+            enc = encode_pairs(self.tokenizer, [pairs[i][0] for i in idx], [pairs[i][1] for i in idx],
+                               self.max_length)
+            self._warn_cuts(enc)
+            inputs = {k: v.to(self.device) for k, v in enc.inputs.items()}
+            logits = self.model(**inputs).logits[:, 0].float().cpu().tolist()
             for i, value in zip(idx, logits):
                 out[i] = value
         return out
 
-    def _fit_actions(self, actions: list[str]) -> tuple[list[str], list[int]]:
-        """Cut any action longer than half the window (keeping its start), so the state keeps room.
-
-        Returns the actions and their token counts.
-        """
-        budget = self.max_length // 2
-        enc = self.tokenizer(actions, add_special_tokens=False, return_offsets_mapping=True)
-        fitted, lengths = [], []
-        for text, offsets in zip(actions, enc["offset_mapping"]):
-            if len(offsets) > budget:
-                if not self._warned_action_cut:
-                    log.warning("SRM: an action of %d tokens was cut to %d (half of max_length=%d); this warning "
-                                "is shown once", len(offsets), budget, self.max_length)
-                    self._warned_action_cut = True
-                text = text[: offsets[budget - 1][1]]
-            fitted.append(text)
-            lengths.append(min(len(offsets), budget))
-        return fitted, lengths
+    def _warn_cuts(self, enc: Encoded) -> None:
+        if enc.states_cut and not self._warned_state_cut:
+            log.warning("SRM: a state longer than the %d-token window lost its middle (its start and end are kept); "
+                        "this warning is shown once", self.max_length)
+            self._warned_state_cut = True
+        if enc.actions_cut and not self._warned_action_cut:
+            log.warning("SRM: an action longer than half the %d-token window was cut (its start is kept); this "
+                        "warning is shown once", self.max_length)
+            self._warned_action_cut = True

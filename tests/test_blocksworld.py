@@ -423,7 +423,8 @@ def test_task_protocol_and_json_states():
         state = json.loads(json.dumps(task.step(state, action.upper() + ".")))
     assert task.is_solved(state) and task.is_terminal(state) and task.goal_progress(state) == 1.0
     assert task.answer(state) == "\n".join(PLAN) and task.answer(task.initial_state(PROBLEM)) is None
-    assert "My plan so far:\n" + PLAN[0] in task.describe(task.step(task.initial_state(PROBLEM), PLAN[0]))
+    after = task.describe(task.step(task.initial_state(PROBLEM), PLAN[0]))
+    assert after.startswith("My goal is to have that ") and PLAN[0] not in after  # goal and arrangement, no plan
     prompt, good, bad = task.self_eval_query(task.initial_state(PROBLEM), PLAN[0])
     assert (good, bad) == ("good", None) and prompt.endswith(f"[ACTION]\n{PLAN[0]}\n[EVALUATION]\n")
     assert prompt.count("[EVALUATION]\ngood") == 3 and prompt.count("[EVALUATION]\nbad") == 2  # 5 demonstrations
@@ -495,13 +496,23 @@ class DistanceOracle:
         self.task, self.problem = task, problem
 
     def score(self, state: str, actions: list[str]) -> list[float]:
-        steps = [s for s in state.split("My plan so far:\n", 1)[1].splitlines() if s != "(none)"]
-        current = self.task.initial_state(self.problem)
-        for step in steps:
-            current = self.task.step(current, step)
+        current = self._state_of(state)
         now = bfs_distance(current["facts"], current["goal"])
         return [6.0 if bfs_distance(self.task.step(current, a)["facts"], current["goal"]) < now else -6.0
                 for a in actions]
+
+    def _state_of(self, text: str) -> dict:
+        """The reachable state the SRM's text describes (the text shows the arrangement, not the plan)."""
+        frontier, seen = [self.task.initial_state(self.problem)], set()
+        while frontier:
+            state = frontier.pop()
+            if self.task.describe(state) == text:
+                return state
+            key = tuple(sorted(state["facts"]))
+            if key not in seen:
+                seen.add(key)
+                frontier += [self.task.step(state, a) for a in self.task.legal_actions(state)]
+        raise AssertionError(f"no reachable state is described as {text!r}")
 
 
 @pytest.fixture()

@@ -29,26 +29,48 @@ def test_score_is_aligned_with_actions(tiny_srm):
     assert scores == pytest.approx([tiny_srm.score(STATE, [a])[0] for a in ACTIONS], abs=1e-5)
 
 
-def test_long_state_keeps_its_end_and_warns_once(tiny_srm, caplog):
-    tail = " Steps so far: pick up the red block."
-    long_state = "filler words " * 400 + tail
+def test_long_state_keeps_its_start_and_end_and_warns_once(tiny_srm, caplog):
+    goal, tail = "Goal: the blue block is on the red block.", " Now: pick up the red block."
+    long_state = goal + " filler words" * 400 + tail
     with caplog.at_level(logging.WARNING, logger="srm_agent.srm"):
         long_score = tiny_srm.score(long_state, ["stack the red block"])[0]
         tiny_srm.score(long_state, ["stack the red block"])
-    assert sum("cut from the start" in r.message for r in caplog.records) == 1
-    # The kept window is the last tokens of the state: the same as scoring just that window.
-    window = tiny_srm.max_length - 3 - len(tiny_srm.tokenizer("stack the red block", add_special_tokens=False)
-                                           ["input_ids"])
-    ids = tiny_srm.tokenizer(long_state, add_special_tokens=False)["input_ids"][-window:]
-    kept = tiny_srm.tokenizer.decode(ids)
-    assert long_score == pytest.approx(tiny_srm.score(kept, ["stack the red block"])[0], abs=1e-5)
+    assert sum("lost its middle" in r.message for r in caplog.records) == 1
+    # The kept window is the state's first and last tokens: the same as scoring just those.
+    tok = tiny_srm.tokenizer
+    room = tiny_srm.max_length - 3 - len(tok("stack the red block", add_special_tokens=False)["input_ids"])
+    ids = tok(long_state, add_special_tokens=False)["input_ids"]
+    kept = ids[: room // 2] + ids[len(ids) - (room - room // 2):]
+    assert tok.decode(kept).startswith(tok.decode(tok(goal, add_special_tokens=False)["input_ids"]))
+    assert long_score == pytest.approx(tiny_srm.score(tok.decode(kept), ["stack the red block"])[0], abs=1e-5)
+
+
+def test_trainer_and_scorer_encode_alike(tiny_srm):
+    from trainer.loop import encode
+
+    pairs = [(STATE, a) for a in ACTIONS] + [("x " * 900, "stack " * 400)]
+    states, actions = [s for s, _ in pairs], [a for _, a in pairs]
+    enc = encode(tiny_srm.tokenizer, states, actions, tiny_srm.max_length)
+    with torch.no_grad():
+        trained_view = tiny_srm.model(**enc).logits[:, 0].tolist()
+    assert trained_view == pytest.approx(tiny_srm.score_pairs(pairs), abs=1e-5)
+    assert enc["input_ids"].shape[1] == tiny_srm.max_length  # the long pair was cut to the window
+
+
+def test_a_checkpoint_is_served_with_its_training_window(tiny_srm, tmp_path):
+    from srm_agent.encoding import WINDOW_KEY
+
+    tiny_srm.model.config.update({WINDOW_KEY: 24})
+    tiny_srm.save_pretrained(tmp_path / "w24")
+    assert SpeculativeRewardModel.from_pretrained(tmp_path / "w24", device="cpu").max_length == 24
+    assert SpeculativeRewardModel.from_pretrained(tmp_path / "w24", device="cpu", max_length=16).max_length == 16
 
 
 def test_huge_action_is_cut_and_still_scored(tiny_srm, caplog):
     with caplog.at_level(logging.WARNING, logger="srm_agent.srm"):
         scores = tiny_srm.score(STATE, ["stack " * 5000])
     assert len(scores) == 1 and scores[0] == scores[0]
-    assert any("action of" in r.message for r in caplog.records)
+    assert any("action longer than" in r.message for r in caplog.records)
 
 
 def test_save_and_reload_gives_the_same_scores_and_fingerprint(tiny_srm, tiny_srm_dir):

@@ -22,7 +22,6 @@ import json
 import random
 import sys
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,8 @@ from srm_agent.fsio import atomic_write_text
 from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
 from srm_tasks.blocksworld.english import action_text
 from srm_tasks.blocksworld.problems import problem_facts
-from srm_tasks.blocksworld.world import Op, State, apply, legal_ops, parse_atom, solve
+from srm_tasks.blocksworld.distances import distance, optimal_actions
+from srm_tasks.blocksworld.world import Op, State, apply, legal_ops, parse_atom
 
 LABELLERS = ("weak", "exact")
 
@@ -49,17 +49,9 @@ def weak_label(facts: State, op: Op, goal: State) -> float:
     return 0.5
 
 
-@lru_cache(maxsize=200_000)
-def _distance(facts: State, goal: State) -> int:
-    plan = solve(facts, goal)
-    if plan is None:
-        raise ValueError("the goal is unreachable from this state")
-    return len(plan)
-
-
 def exact_label(facts: State, op: Op, goal: State) -> float:
-    """1 if ``op`` lowers the optimal distance to the goal, else 0 (the planner's privileged view)."""
-    return 1.0 if _distance(apply(facts, op), goal) < _distance(facts, goal) else 0.0
+    """1 if ``op`` lowers the optimal distance to the goal, else 0 (a planner's process label)."""
+    return 1.0 if distance(apply(facts, op), goal) < distance(facts, goal) else 0.0
 
 
 def excluded_keys(split_files: Iterable[str | Path]) -> set[str]:
@@ -80,8 +72,15 @@ def training_problems(n: int, blocks: tuple[int, int], seed: int, exclude: set[s
 
 
 def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak", walks: int = 4,
-                  walk_length: int = 6, seed: int = 0, progress: bool = True) -> list[dict[str, Any]]:
-    """Step records for every legal action in the states of random walks from each problem."""
+                  walk_length: int = 6, seed: int = 0, optimal_share: float = 0.0,
+                  progress: bool = True) -> list[dict[str, Any]]:
+    """Step records for every legal action in the states of random walks from each problem.
+
+    With ``optimal_share`` > 0 a walk takes an optimal action that often (a planner's view), so the
+    states near the goal, which random walks seldom reach, are labelled too.
+    """
+    if not 0.0 <= optimal_share <= 1.0:
+        raise ValueError(f"optimal_share must be in [0, 1], got {optimal_share!r}")
     if labeller not in LABELLERS:
         raise ValueError(f"labeller must be one of {', '.join(LABELLERS)}, got {labeller!r}")
     label = weak_label if labeller == "weak" else exact_label
@@ -104,6 +103,8 @@ def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak",
                     context = task.describe(state)
                     records.extend({"context": context, "step": action_text(op), "label": label(facts, op, goal),
                                     "group": group, "source": f"blocksworld-{labeller}"} for op in ops)
+                if rng.random() < optimal_share:
+                    ops = optimal_actions(facts, goal)
                 state = task.step(state, action_text(rng.choice(ops)))
     return records
 
@@ -116,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--labeller", choices=LABELLERS, default="weak", help="how steps are labelled (see above)")
     parser.add_argument("--walks", type=int, default=4, help="random walks per problem")
     parser.add_argument("--walk-length", type=int, default=6, help="steps per random walk")
+    parser.add_argument("--optimal-share", type=float, default=0.0,
+                        help="how often a walk takes an optimal action instead of a random one (reaches states near "
+                             "the goal)")
     parser.add_argument("--exclude", action="append", default=[], metavar="SPLIT_JSON",
                         help="RAP split files whose problems must not be trained on (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seeds problem generation and the walks")
@@ -127,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def write_labels(args: argparse.Namespace) -> None:
     problems = training_problems(args.problems, args.blocks, args.seed, excluded_keys(args.exclude))
     records = label_records(problems, labeller=args.labeller, walks=args.walks, walk_length=args.walk_length,
-                            seed=args.seed)
+                            seed=args.seed, optimal_share=args.optimal_share)
     out = atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in records))
     counts = {v: sum(r["label"] == v for r in records) for v in (0.0, 0.5, 1.0)}
     print(f"{len(records)} step records from {len(problems)} problems (labels 0/0.5/1: {counts[0.0]}/"

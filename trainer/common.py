@@ -76,6 +76,11 @@ def add_training_args(p: argparse.ArgumentParser, *, epochs: int = 5) -> None:
     o.add_argument("--keep-state", action="store_true", help="keep the training checkpoints after the run")
     o.add_argument("--save-dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                    help="dtype of the saved weights")
+    g.add_argument("--no-bucket", dest="bucket", action="store_false",
+                   help="plain shuffled batches instead of batches of similar length")
+    g.add_argument("--freeze-embeddings", action="store_true",
+                   help="train the encoder layers and the head only (faster, and --save-delta then skips the "
+                        "embeddings: about half the size)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model folder")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
 
@@ -84,7 +89,7 @@ def loop_config(args: argparse.Namespace, loss: str) -> LoopConfig:
     return LoopConfig(loss=loss, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum,
                       warmup=args.warmup, grad_clip=args.grad_clip, weight_decay=args.weight_decay, seed=args.seed,
                       max_length=args.max_length, eval_batch_size=args.eval_batch_size, patience=args.patience,
-                      save_every=args.save_every)
+                      save_every=args.save_every, bucket=args.bucket, freeze_embeddings=args.freeze_embeddings)
 
 
 def state_dir(args: argparse.Namespace) -> Path:
@@ -210,6 +215,9 @@ def fit(args: argparse.Namespace, accelerator, *, model, tokenizer, split: Split
                    run_fingerprint=run_fingerprint, desc=loss)
     result.extra["config"] = asdict(config)
     result.extra["train_items"] = len(items)
+    seen = result.steps * config.batch_size * config.grad_accum  # a resumed run's wall time covers part of them
+    fresh = result.resumed_from is None and result.wall_s > 0
+    result.extra["items_per_s"] = round(seen / result.wall_s, 2) if fresh else None
     return result
 
 
@@ -221,7 +229,8 @@ def finish(args: argparse.Namespace, accelerator, result: TrainResult, tokenizer
     out = None
     if accelerator.is_main_process:
         out = export_checkpoint(result.model, tokenizer, args.out, card=card, metrics=metrics, dtype=args.save_dtype,
-                                overwrite=args.overwrite)
+                                overwrite=args.overwrite, window=result.extra.get("window"),
+                                delta_base=getattr(args, "delta_base", None))
         if not args.keep_state:
             for path in states:
                 shutil.rmtree(path, ignore_errors=True)

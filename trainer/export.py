@@ -83,18 +83,57 @@ def environment() -> dict[str, str]:
 
 
 def export_checkpoint(model: torch.nn.Module, tokenizer, out: Path, *, card: dict[str, Any],
-                      metrics: dict[str, Any], dtype: str = "float32", overwrite: bool = False) -> Path:
-    """Write the SRM (safetensors), ``README.md`` and ``training_metrics.json`` to ``out`` atomically."""
+                      metrics: dict[str, Any], dtype: str = "float32", overwrite: bool = False,
+                      window: int | None = None, delta_base: str | None = None) -> Path:
+    """Write the SRM (safetensors), ``README.md`` and ``training_metrics.json`` to ``out`` atomically.
+
+    ``window`` (the training window) goes into ``config.json`` so the scorer serves with it. With
+    ``delta_base`` ("embedded" or an encoder folder) only the tensors that differ from that encoder
+    are written: a compact checkpoint that loads the base first.
+    """
+    from srm_agent.encoding import BASE_KEY, WINDOW_KEY
     from srm_agent.srm import SpeculativeRewardModel
 
     out = Path(out)
     check_out_dir(out, overwrite)
     target_dtype = resolve_dtype(dtype, torch.device("cpu"))
-    model = model.to("cpu")
-    if next(model.parameters()).dtype != target_dtype:
-        model = copy.deepcopy(model)  # keep the caller's weights at full precision
+    model = copy.deepcopy(model.to("cpu"))  # the caller's model keeps its weights, dtype and config
+    if window is not None:
+        setattr(model.config, WINDOW_KEY, int(window))
     card = {**card, "date": card.get("date") or time.strftime("%Y-%m-%d %H:%M:%S")}
     files = {"README.md": model_card(card),
              "training_metrics.json": json.dumps({**metrics, "environment": environment()}, indent=2)}
-    srm = SpeculativeRewardModel(model, tokenizer, device="cpu", dtype=target_dtype)
-    return srm.save_pretrained(out, extra_files=files)
+    if delta_base is None:
+        return SpeculativeRewardModel(model, tokenizer, device="cpu", dtype=target_dtype).save_pretrained(
+            out, extra_files=files)
+    return _export_delta(model, tokenizer, out, files, target_dtype, delta_base, BASE_KEY)
+
+
+def _export_delta(model: torch.nn.Module, tokenizer, out: Path, files: dict[str, str], dtype: torch.dtype,
+                  base: str, base_key: str) -> Path:
+    from safetensors.torch import save_file
+    from transformers import AutoModelForSequenceClassification
+
+    from srm_agent.fsio import atomic_dir
+    from srm_agent.srm import quiet_transformers
+
+    base_path = base
+    if base == "embedded":
+        from srm_agent.embedded import embedded_srm_backbone
+
+        base_path = str(embedded_srm_backbone())
+    with quiet_transformers():
+        reference = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=1, local_files_only=True)
+    theirs = reference.state_dict()
+    prefix = f"{model.base_model_prefix}."
+    changed = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()
+               if not k.startswith(prefix) or k not in theirs or not torch.equal(v.float(), theirs[k].float())}
+    setattr(model.config, base_key, base)
+    with atomic_dir(out) as tmp:
+        model.config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        save_file(changed, str(tmp / "model.safetensors"), metadata={"format": "pt", base_key: base})
+        (tmp / "model.safetensors").chmod(0o644)
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+    return out

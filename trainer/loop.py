@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from srm_agent.encoding import encode_pairs, window_of
 from trainer.data import Pair, StepRecord
 from trainer.metrics import auroc, pairwise_accuracy
 from trainer import state as ckpt
@@ -53,6 +54,8 @@ class LoopConfig:
     eval_batch_size: int = 32
     patience: int = 2  # epochs without a better dev metric before stopping; 0 never stops early
     save_every: int = 0  # optimizer steps between training checkpoints; 0: at epoch ends only
+    bucket: bool = True  # batches of similar length (less padding); their order is still shuffled
+    freeze_embeddings: bool = False  # train the encoder layers and head only (a compact checkpoint)
 
     def check(self) -> None:
         if self.loss not in LOSSES:
@@ -90,20 +93,12 @@ class TrainResult:
 
 def effective_max_length(tokenizer, model: torch.nn.Module, max_length: int) -> int:
     """The window, as ``SpeculativeRewardModel`` computes it, so training and scoring agree."""
-    limits = [tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", None), max_length]
-    return min(int(x) for x in limits if x is not None and x > 0)
+    return window_of(tokenizer, model, max_length)
 
 
 def encode(tokenizer, states: Sequence[str], actions: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Token ids for ``(state, action)`` pairs exactly as ``SpeculativeRewardModel.score_pairs``
-    makes them: an action is cut to half the window (keeping its start), then the state is cut
-    from the left (keeping its latest steps)."""
-    tokenizer.truncation_side = "left"
-    budget = max_length // 2
-    offsets = tokenizer(list(actions), add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    fitted = [a if len(o) <= budget else a[: o[budget - 1][1]] for a, o in zip(actions, offsets)]
-    return dict(tokenizer(list(states), fitted, truncation="only_first", max_length=max_length, padding=True,
-                          return_tensors="pt"))
+    """Model inputs for ``(state, action)`` pairs: the scorer's own encoding."""
+    return encode_pairs(tokenizer, states, actions, max_length).inputs
 
 
 @torch.no_grad()
@@ -186,6 +181,27 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int.from_bytes(hashlib.sha256(f"shuffle:{seed}:{epoch}".encode()).digest()[:8], "big") >> 1
 
 
+def _length(item: Pair | StepRecord) -> int:
+    return len(item.context) + (len(item.positive) + len(item.negative) if isinstance(item, Pair) else len(item.step))
+
+
+def epoch_order(items: Sequence[Pair | StepRecord], batch_size: int, seed: int, bucket: bool) -> list[int]:
+    """A shuffled order of ``items``; with ``bucket``, each run of ``batch_size`` holds items of similar
+    length (sorted within windows of 50 batches), and the batches themselves come in shuffled order."""
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(items), generator=g).tolist()
+    if not bucket:
+        return perm
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(perm), window):
+        chunk = sorted(perm[start:start + window], key=lambda i: _length(items[i]))
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    last = [b for b in batches if len(b) < batch_size]  # a short batch stays last, as without bucketing
+    full = [b for b in batches if len(b) == batch_size]
+    return [i for k in torch.randperm(len(full), generator=g).tolist() for i in full[k]] + [i for b in last for i in b]
+
+
 class _Collate:
     def __init__(self, tokenizer, loss: str, max_length: int) -> None:
         self.tokenizer, self.loss, self.max_length = tokenizer, loss, max_length
@@ -222,14 +238,18 @@ def train(model: torch.nn.Module, tokenizer, items: Sequence[Pair | StepRecord],
     accelerator.step = 0
 
     def loader(epoch: int):
-        perm = torch.randperm(len(items), generator=torch.Generator().manual_seed(_epoch_seed(config.seed, epoch)))
+        order = epoch_order(items, config.batch_size, _epoch_seed(config.seed, epoch), config.bucket)
         # Its own generator, so iterating it never draws from the global RNG that dropout uses.
-        dl = DataLoader([items[i] for i in perm.tolist()], batch_size=config.batch_size, shuffle=False,
+        dl = DataLoader([items[i] for i in order], batch_size=config.batch_size, shuffle=False,
                         collate_fn=collate, generator=torch.Generator().manual_seed(0))
         return accelerator.prepare_data_loader(dl)
 
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.freeze_embeddings:
+        for p in model.base_model.embeddings.parameters():
+            p.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     batches = len(loader(0))
     steps_per_epoch = math.ceil(batches / config.grad_accum)
     total_steps = steps_per_epoch * config.epochs
@@ -335,6 +355,6 @@ def train(model: torch.nn.Module, tokenizer, items: Sequence[Pair | StepRecord],
     history = progress["history"]
     best = next((dict(r) for r in history if r["epoch"] == progress["best_epoch"]), None)
     result = TrainResult(unwrapped, history, best, progress["step"], len(history), progress["stopped_early"],
-                         resumed_from, time.time() - started)
+                         resumed_from, time.time() - started, extra={"window": max_length})
     accelerator.free_memory()
     return result

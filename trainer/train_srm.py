@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pairwise Bradley-Terry on sibling pairs (paper), or pointwise BCE on the labels")
     p.add_argument("--zero-as", choices=ZERO_AS, default="drop", help="what a PRM800K rating of 0 becomes")
     add_training_args(p)
+    p.add_argument("--save-delta", action="store_true",
+                   help="write only the tensors that differ from --base (a compact checkpoint that loads its base "
+                        "first)")
     return p
 
 
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> TrainResult:
     from srm_agent.embedded import SRM_WHEEL, embedded_srm_backbone
 
     check_out_dir(args.out, args.overwrite)
+    args.delta_base = (str(Path(args.base).resolve()) if args.base else "embedded") if args.save_delta else None
     records, stats = load_all(args.data, args.zero_as)
     split = make_split(records, where=", ".join(map(str, args.data)), epsilon=0.0, dev_fraction=args.dev_fraction,
                        seed=args.seed, max_items=args.max_pairs, max_dev=args.max_dev,
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> TrainResult:
             "history": result.history, "best": result.best, "steps": result.steps, "epochs_run": result.epochs_run,
             "stopped_early": result.stopped_early, "wall_s": result.wall_s, "command": command}
     metrics = {"stage": 1, "base": base, "loss": args.loss, "zero_as": args.zero_as, "data": card_data(stats),
-               "split": split.info, **result.summary(), "config": result.extra["config"], "command": command}
+               "split": split.info, **result.summary(), "config": result.extra["config"], "command": command,
+               "window": result.extra["window"], "train_pairs_per_s": result.extra["items_per_s"]}
     finish(args, accelerator, result, tokenizer, card=card, metrics=metrics, states=[state])
     return result
 

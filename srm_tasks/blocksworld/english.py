@@ -45,6 +45,26 @@ def facts_text(facts: Iterable[Fact]) -> str:
     return join([FACT_TEXT[f[0]].format(*map(block_text, f[1:])) for f in ordered])
 
 
+def arrangement_text(facts: State) -> str:
+    """The blocks as stacks, each read top to bottom, and the hand: a compact view of the same facts.
+
+    "the red block on the blue block on the table; the orange block on the table; the hand is empty"
+    """
+    on = {f[1]: f[2] for f in facts if f[0] == "on"}
+    below = set(on.values())
+    tops = sorted(b for b in {f[1] for f in facts if f[0] in ("on", "ontable")} if b not in below)
+    stacks = []
+    for top in tops:
+        chain, block = [block_text(top)], top
+        while block in on:
+            block = on[block]
+            chain.append(block_text(block))
+        stacks.append(" on ".join(chain) + " on the table")
+    held = [f[1] for f in facts if f[0] == "holding"]
+    hand = f"the hand is holding {block_text(held[0])}" if held else "the hand is empty"
+    return "; ".join([*stacks, hand])
+
+
 def action_text(op: Op) -> str:
     if op[0] not in ACTION_TEXT or ACTION_TEXT[op[0]].count("{}") != len(op) - 1:
         raise ValueError(f"not a blocksworld-4ops action: {format_atom(op)}")

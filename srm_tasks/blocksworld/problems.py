@@ -16,6 +16,7 @@ from itertools import permutations, product
 from typing import Any
 
 from srm_tasks.blocksworld.english import COLOURS, action_text, apply_text
+from srm_tasks.blocksworld.distances import GRAPH_BLOCKS, optimal_plan
 from srm_tasks.blocksworld.world import Fact, State, check_fact, check_state, format_atom, objects_of, parse_atom, solve
 
 MAX_ORDERINGS = 100_000  # canonical_key enumerates orderings of equally tall towers; beyond this it refuses
@@ -118,7 +119,7 @@ def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0,
 
     Goals are random non-empty sets of "on" facts of a random target arrangement, not already
     true at the start (as PlanBench's goals). Optimal lengths and gold plans come from
-    breadth-first search, so keep to about 6 blocks. Ids hash the canonical key, so one problem
+    the shared state graph up to 7 blocks (``distances``), breadth-first search beyond. Ids hash the canonical key, so one problem
     has one id in every batch.
     """
     low, high = blocks
@@ -145,7 +146,7 @@ def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0,
         if key in seen:
             continue
         seen.add(key)
-        plan = solve(init, goal)
+        plan = optimal_plan(init, goal) if len(names) <= GRAPH_BLOCKS else solve(init, goal)
         assert plan is not None, "a goal taken from a possible arrangement is always reachable"
         if steps is not None and not steps[0] <= len(plan) <= steps[1]:
             continue

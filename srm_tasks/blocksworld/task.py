@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from srm_tasks.blocksworld.english import action_text, apply_text, facts_text
+from srm_tasks.blocksworld.english import action_text, apply_text, arrangement_text, facts_text
 from srm_tasks.blocksworld.problems import canonical_key, fact_strings, problem_facts
 from srm_tasks.blocksworld.prompts import default_pool, load_prompt_pool, plan_prompt, self_eval_prompt
 from srm_tasks.blocksworld.world import State, legal_ops, parse_atom
@@ -64,9 +64,10 @@ class BlocksworldTask:
                            facts_text(_facts(state["goal"])), state["steps"])
 
     def describe(self, state: dict[str, Any]) -> str:
-        steps = "".join(f"\n{s}" for s in state["steps"]) or "\n(none)"
+        """What the SRM sees: the goal, then the arrangement as stacks. The state is Markov, so the plan so
+        far would add length, not information; the goal comes first and is never cut."""
         return (f"My goal is to have that {facts_text(_facts(state['goal']))}.\n"
-                f"Now I have that {facts_text(_facts(state['facts']))}.\nMy plan so far:{steps}")
+                f"Now: {arrangement_text(_facts(state['facts']))}.")
 
     def legal_actions(self, state: dict[str, Any]) -> list[str]:
         return [action_text(op) for op in legal_ops(_facts(state["facts"]))]

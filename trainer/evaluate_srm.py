@@ -1,0 +1,182 @@
+"""How well an SRM ranks Blocksworld actions, on held-out generated states with exact labels.
+
+States come from random legal walks (0 to ``--walk-length`` actions) from generated problems that
+are not training problems (``--exclude-labels``: the label files a model was trained on) and not
+public RAP/PlanBench instances (``--exclude``). Only states whose legal actions differ in value are
+kept. An action is optimal when it lowers the optimal distance to the goal (exact, from the state
+graph). For each model:
+
+- ``top1``: the share of states where the model's best-scored legal action is an optimal one;
+  ``random`` beside it is what a uniform pick scores on the same states;
+- ``pair_acc``: optimal vs non-optimal sibling pairs ranked right (ties count one half);
+- ``auroc``: optimal vs non-optimal actions over all states;
+- the same ``top1`` per distance to the goal (≤2, 3–5, ≥6 actions) and per block count.
+
+``python -m trainer.evaluate_srm --srm untrained=embedded --srm shipped=srm_agent/checkpoints/blocksworld-srm``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from srm_agent.console import HelpFormatter, run_command
+from srm_agent.errors import SRMAgentError
+from srm_agent.fsio import atomic_write_text
+
+from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key
+from srm_tasks.blocksworld.distances import distance, optimal_actions
+from srm_tasks.blocksworld.english import action_text
+from srm_tasks.blocksworld.problems import generate_problems, problem_facts
+from srm_tasks.blocksworld.world import State, apply, legal_ops, parse_atom
+from trainer.blocksworld_labels import excluded_keys
+from trainer.metrics import auroc, pairwise_accuracy
+
+DISTANCE_BANDS = (("<=2", 0, 2), ("3-5", 3, 5), (">=6", 6, 10**6))
+
+
+def held_out_states(n: int, *, blocks: tuple[int, int], walk_length: int, seed: int,
+                    exclude: set[str]) -> list[dict[str, Any]]:
+    """``n`` distinct states (one per problem) whose legal actions differ in value, with exact labels."""
+    task = BlocksworldTask()
+    rng = random.Random(seed)
+    states: list[dict[str, Any]] = []
+    for problem in generate_problems(4 * n, blocks=blocks, seed=seed):
+        if len(states) == n:
+            break
+        if canonical_key(problem) in exclude:
+            continue
+        _, goal = problem_facts(problem)
+        state = task.initial_state(problem)
+        for _ in range(rng.randint(0, walk_length)):
+            facts: State = frozenset(parse_atom(s) for s in state["facts"])
+            if goal <= facts:
+                break
+            state = task.step(state, action_text(rng.choice(legal_ops(facts))))
+        facts = frozenset(parse_atom(s) for s in state["facts"])
+        if goal <= facts:
+            continue
+        ops = legal_ops(facts)
+        good = set(optimal_actions(facts, goal))
+        if len(good) == len(ops):
+            continue  # every action is as good as any other: nothing to rank
+        states.append({"text": task.describe(state), "actions": [action_text(op) for op in ops],
+                       "optimal": [op in good for op in ops], "distance": distance(facts, goal),
+                       "blocks": len({f[1] for f in facts if f[0] in ("on", "ontable", "holding")})})
+    if len(states) < n:
+        raise ValueError(f"found only {len(states)} held-out states of {n}; widen --blocks or lower --states")
+    return states
+
+
+def ranking_quality(scores: Sequence[Sequence[float]], states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``top1``, ``random``, ``pair_acc``, ``auroc`` and ``top1`` per distance band and block count."""
+    hits, chance, pos, neg, flat, labels = [], [], [], [], [], []
+    for s, st in zip(scores, states):
+        best = max(range(len(s)), key=lambda i: s[i])
+        hits.append(st["optimal"][best])
+        chance.append(sum(st["optimal"]) / len(st["optimal"]))
+        for i, good in enumerate(st["optimal"]):
+            flat.append(s[i])
+            labels.append(1.0 if good else 0.0)
+            if good:
+                for j, other in enumerate(st["optimal"]):
+                    if not other:
+                        pos.append(s[i])
+                        neg.append(s[j])
+    out: dict[str, Any] = {"states": len(states), "top1": sum(hits) / len(hits), "random": sum(chance) / len(chance),
+                           "pair_acc": pairwise_accuracy(pos, neg), "auroc": auroc(flat, labels)}
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for hit, st in zip(hits, states):
+        band = next(name for name, lo, hi in DISTANCE_BANDS if lo <= st["distance"] <= hi)
+        groups[f"distance {band}"].append(hit)
+        groups[f"{st['blocks']} blocks"].append(hit)
+    out["top1_by"] = {k: {"top1": sum(v) / len(v), "states": len(v)} for k, v in sorted(groups.items())}
+    return out
+
+
+def _load(spec: str):
+    from srm_agent.srm import SpeculativeRewardModel
+
+    if spec == "embedded":
+        from srm_agent.embedded import embedded_srm_backbone
+
+        spec = str(embedded_srm_backbone())
+    return SpeculativeRewardModel.from_pretrained(spec, device="cpu")
+
+
+def _named(text: str) -> tuple[str, str]:
+    name, sep, spec = text.partition("=")
+    if not sep or not name or not spec:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH (PATH may be 'embedded'), got {text!r}")
+    return name, spec
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table: one row per model, overall then ``top1`` per distance band and block count."""
+    bands = [f"distance {name}" for name, _, _ in DISTANCE_BANDS]
+    keys = sorted({k for r in results.values() for k in r["top1_by"]},
+                  key=lambda k: (bands.index(k) if k in bands else len(bands), k))
+    first = next(iter(results.values()))
+    head = ["model", "top-1 optimal", "pairwise acc", "AUROC", *[f"top-1, {k} (n={first['top1_by'][k]['states']})"
+                                                               for k in keys]]
+    rows = [head, ["---"] * len(head), ["random pick", f"{first['random']:.2f}", "0.50", "0.50", *[""] * len(keys)]]
+    for name, r in results.items():
+        rows.append([name, f"{r['top1']:.2f}", f"{r['pair_acc']:.2f}", f"{r['auroc']:.2f}",
+                     *[f"{r['top1_by'][k]['top1']:.2f}" for k in keys]])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    exclude = excluded_keys(args.exclude)
+    for path in args.exclude_labels:
+        with open(path, encoding="utf-8") as f:
+            exclude |= {json.loads(line)["group"] for line in f if line.strip()}
+    states = held_out_states(args.states, blocks=args.blocks, walk_length=args.walk_length, seed=args.seed,
+                             exclude=exclude)
+    results: dict[str, dict[str, Any]] = {}
+    for name, spec in tqdm(args.srm, desc="models", unit="model"):
+        srm = _load(spec)
+        flat = srm.score_pairs([(st["text"], a) for st in states for a in st["actions"]])
+        scores, start = [], 0
+        for st in states:
+            scores.append(flat[start:start + len(st["actions"])])
+            start += len(st["actions"])
+        results[name] = {"path": spec, **ranking_quality(scores, states)}
+    print(table(results))
+    if args.out:
+        payload = {"states": args.states, "blocks": list(args.blocks), "walk_length": args.walk_length,
+                   "seed": args.seed, "results": results}
+        print(f"-> {atomic_write_text(args.out, json.dumps(payload, indent=2) + chr(10))}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer.evaluate_srm", description=__doc__,
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--srm", action="append", type=_named, required=True, metavar="NAME=PATH",
+                        help="a model to evaluate ('embedded': the untrained head on the embedded MiniLM); repeatable")
+    parser.add_argument("--states", type=int, default=600, help="held-out states (one per problem)")
+    parser.add_argument("--blocks", type=block_range_arg, default=(4, 6), help="N or N-M blocks")
+    parser.add_argument("--walk-length", type=int, default=8, help="longest random walk from a problem's start")
+    parser.add_argument("--seed", type=int, default=1000, help="seeds the problems and walks (not a training seed)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="SPLIT_JSON",
+                        help="RAP split files whose problems are left out (repeatable)")
+    parser.add_argument("--exclude-labels", action="append", default=[], type=Path, metavar="JSONL",
+                        help="label files a model was trained on: their problems are left out (repeatable)")
+    parser.add_argument("--out", default=None, help="also write the figures as JSON here")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args(argv)
+    if args.states < 1 or args.walk_length < 0:
+        parser.error("--states must be >= 1 and --walk-length >= 0")
+    return run_command(lambda: evaluate(args), debug=args.debug, usage_errors=(ValueError, SRMAgentError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
