@@ -205,6 +205,26 @@ def test_training_lowers_the_loss_and_saves_bit_exactly(separable, tiny_base, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prm.jsonl", "srm"]  # no temporary folders left
 
 
+def test_frozen_embeddings_stay_put_and_a_compact_checkpoint_reloads(separable, tiny_base, tmp_path):
+    from safetensors.torch import load_file
+
+    from srm_agent.srm import SpeculativeRewardModel
+    from trainer import train_srm
+
+    base = _state(SpeculativeRewardModel.from_pretrained(tiny_base, device="cpu").model)
+    out = tmp_path / "srm"
+    result = train_srm.run(train_srm.parse(_argv(separable, tiny_base, out, "--epochs", "2", "--dev-fraction", "0",
+                                                 "--freeze-embeddings", "--save-delta")))
+    trained = _state(result.model)
+    assert all(torch.equal(trained[k], base[k]) for k in trained if ".embeddings." in k)
+    assert not torch.equal(trained["classifier.weight"], base["classifier.weight"])
+    stored = load_file(out / "model.safetensors")
+    assert stored and not any(".embeddings." in k for k in stored) and "classifier.weight" in stored
+    loaded = _state(SpeculativeRewardModel.from_pretrained(out, device="cpu").model)
+    assert all(torch.equal(loaded[k], trained[k]) for k in trained)
+    assert json.loads((out / "config.json").read_text())["srm_max_length"] == 64
+
+
 def test_resume_mid_epoch_reproduces_an_uninterrupted_run(separable, tiny_base, tmp_path, monkeypatch):
     from trainer import state, train_srm
 

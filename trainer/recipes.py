@@ -1,21 +1,19 @@
 """Recipes that build the shipped checkpoints: ``python -m trainer.recipes blocksworld|gsm8k``.
 
-``blocksworld`` (about 30 minutes on 2 CPU cores), the paper's two stages from the embedded MiniLM:
+``blocksworld`` (about 45 minutes on 2 CPU cores) builds the Blocksworld SRM from the embedded MiniLM:
 
-1. weak Blocksworld labels (no planner) on generated training problems;
-2. SRM, stage 1: PRM800K phase-1 step labels mixed with those weak labels, pairwise loss;
-3. RewardTuning data: MCTS with the embedded generator and the stage-1 SRM on other generated
-   training problems, terminal reward from the simulator's goal test;
-4. SRM+, stage 2: the stage-1 model fine-tuned on the backed-up Q values. A few CPU minutes of
-   MCTS with a 135M generator solve few problems, so the Q values give only tens of sibling pairs;
-   the weak Blocksworld labels are mixed in (pairwise loss) so that stage 2 has enough to learn from.
+1. exact process labels on generated problems (3-7 blocks, none equal to a public RAP/PlanBench
+   instance up to renaming of blocks): at states on walks that take an optimal action half of the
+   time, every legal action is labelled good when it lowers the optimal distance to the goal (a
+   planner's labels, as Math-Shepherd labels steps automatically);
+2. the SRM: the pairwise loss on sibling pairs, in batches of similar length, embeddings frozen,
+   128-token window (every Blocksworld state of the public splits fits);
+3. its ranking quality on held-out generated states (``trainer.evaluate_srm``), added to its card.
 
-To fit a CPU it cuts: sequences to 128 tokens (Blocksworld states are ~100; PRM800K contexts lose
-their start), stage 1 to a subsample of pairs and one epoch, and RewardTuning to a few 4–5 block
-problems with few MCTS iterations; with so few steps it raises the learning rate to 2e-4. Every evaluation instance (all RAP/PlanBench splits found) is
-kept out of training up to renaming of blocks. Both checkpoints are written as fp16 safetensors
-with their model cards under ``--install`` (default ``srm_agent/checkpoints``), where
-``srm_agent.default_srm()`` finds them.
+The checkpoint is written compactly (fp16, only the tensors that differ from the embedded MiniLM)
+under ``--install`` (default ``srm_agent/checkpoints``), where ``srm_agent.default_srm()`` finds it.
+``--resume`` continues an interrupted recipe: finished steps are skipped, training resumes from its
+last checkpoint.
 
 ``gsm8k`` trains the general SRM on all PRM800K phase-1 pairs at 256 tokens (hours on a CPU; minutes
 on a GPU) for the GSM8K search.
@@ -24,6 +22,7 @@ on a GPU) for the GSM8K search.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -33,15 +32,18 @@ from pathlib import Path
 from srm_agent.console import HelpFormatter
 from srm_agent.fsio import atomic_dir
 
-from trainer import blocksworld_labels, reward_tuning, train_srm, train_srm_plus
+from trainer import blocksworld_labels, evaluate_srm, train_srm
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 INSTALL = ROOT / "srm_agent" / "checkpoints"
 
 
-def _step(title: str, command: Sequence[str], main) -> None:
+def _step(title: str, command: Sequence[str], main, done: Path | None = None) -> None:
     print(f"\n== {title}\n   python -m {' '.join(command)}", flush=True)
+    if done is not None and done.exists():
+        print(f"   already done: {done}", flush=True)
+        return
     started = time.time()
     code = main(list(command[1:]))
     if code:
@@ -60,37 +62,44 @@ def _install(source: Path, target: Path) -> None:
     print(f"   installed {target}")
 
 
+def _add_ranking_quality(checkpoint: Path, figures: Path) -> None:
+    """Append the held-out ranking-quality table to the checkpoint's model card."""
+    from trainer.evaluate_srm import table
+
+    data = json.loads(figures.read_text())
+    card = checkpoint / "README.md"
+    if "## Ranking quality" in card.read_text():
+        return
+    card.write_text(card.read_text() + "\n## Ranking quality on held-out generated states\n\n"
+                    f"{data['states']} states, {data['blocks'][0]}-{data['blocks'][1]} blocks, random walks of up "
+                    f"to {data['walk_length']} actions (seed {data['seed']}); `python -m trainer.evaluate_srm`.\n\n"
+                    + table(data["results"]) + "\n")
+
+
 def blocksworld(args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    prm800k = Path(args.prm800k)
-    if not prm800k.is_file():
-        raise SystemExit(f"error: PRM800K data not found at {prm800k}; pass --prm800k PATH")
-    exclude = [flag for split in _public_splits(Path(args.shared)) for flag in ("--exclude", split)]
+    splits = _public_splits(Path(args.shared))
+    exclude = [flag for split in splits for flag in ("--exclude", split)]
     if not exclude:
         print("warning: no RAP/PlanBench splits found to exclude; training problems are only generated ones")
-    fp16 = ["--save-dtype", "float16"]
-    stage1, plus, rewards = work / "srm", work / "srm-plus", work / "rewards.jsonl"
-    _step("weak Blocksworld labels", ["trainer.blocksworld_labels", "--problems", str(args.label_problems),
-                                      "--blocks", "4-6", "--seed", str(args.seed), "--out",
-                                      str(work / "bw_weak.jsonl"), *exclude], blocksworld_labels.main)
-    _step("SRM, stage 1", ["trainer.train_srm", "--data", str(prm800k), "--data", str(work / "bw_weak.jsonl"),
-                           "--max-length", "128", "--max-pairs", str(args.stage1_pairs), "--epochs", "1",
-                           "--batch-size", "16", "--lr", str(args.lr), "--max-dev", "300", "--seed", str(args.seed),
-                           "--out", str(stage1),
-                           "--overwrite", *fp16], train_srm.main)
-    _step("RewardTuning data (MCTS)", ["trainer.reward_tuning", "--bench", "blocksworld", "--problems",
-                                       str(args.mcts_problems), "--blocks", "4-5", "--mcts-iters",
-                                       str(args.mcts_iters), "--k", "4", "--srm", str(stage1), "--seed",
-                                       str(args.seed + 1), "--out", str(rewards), "--resume", *exclude],
-          reward_tuning.main)
-    _step("SRM+, stage 2", ["trainer.train_srm_plus", "--init", str(stage1), "--data", str(rewards), "--data",
-                            str(work / "bw_weak.jsonl"), "--objective", "pairwise", "--epochs", "1", "--max-pairs",
-                            str(args.stage2_pairs), "--max-length", "128", "--lr", str(args.lr), "--seed",
-                            str(args.seed), "--out", str(plus), "--overwrite", *fp16], train_srm_plus.main)
-    install = Path(args.install)
-    _install(stage1, install / "blocksworld-srm")
-    _install(plus, install / "blocksworld-srm-plus")
+    labels, srm, figures = work / "bw_exact.jsonl", work / "srm", work / "ranking_quality.json"
+    _step("exact Blocksworld labels", ["trainer.blocksworld_labels", "--labeller", "exact", "--problems",
+                                       str(args.label_problems), "--blocks", "3-7", "--walks", "4", "--walk-length",
+                                       "10", "--optimal-share", "0.5", "--seed", str(args.seed), "--out", str(labels),
+                                       *exclude], blocksworld_labels.main, done=labels if args.resume else None)
+    _step("SRM (pairwise, exact labels)", ["trainer.train_srm", "--data", str(labels), "--max-length", "128",
+                                           "--max-pairs", str(args.pairs), "--epochs", "1", "--batch-size", "16",
+                                           "--lr", str(args.lr), "--warmup", "0.05", "--freeze-embeddings",
+                                           "--dev-fraction", "0.05", "--max-dev", "600", "--save-every", "100",
+                                           "--seed", str(args.seed), "--out", str(srm), "--save-delta",
+                                           "--save-dtype", "float16", *(["--resume"] if args.resume else [])],
+          train_srm.main, done=srm if args.resume else None)
+    _step("ranking quality", ["trainer.evaluate_srm", "--srm", "untrained=embedded", "--srm", f"SRM={srm}",
+                              "--exclude-labels", str(labels), *exclude, "--out", str(figures)], evaluate_srm.main,
+          done=figures if args.resume else None)
+    _add_ranking_quality(srm, figures)
+    _install(srm, Path(args.install) / "blocksworld-srm")
 
 
 def gsm8k(args: argparse.Namespace) -> None:
@@ -111,14 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", default=None, help="intermediate files (default: runs/recipe-<recipe>)")
     parser.add_argument("--install", default=str(INSTALL),
                         help="where the final checkpoints go (default: srm_agent/checkpoints)")
-    parser.add_argument("--label-problems", type=int, default=150, help="blocksworld: generated problems to label")
-    parser.add_argument("--stage1-pairs", type=int, default=1600, help="blocksworld: stage-1 training pairs")
-    parser.add_argument("--mcts-problems", type=int, default=12, help="blocksworld: problems searched for stage 2")
-    parser.add_argument("--stage2-pairs", type=int, default=800, help="blocksworld: stage-2 training pairs")
-    parser.add_argument("--mcts-iters", type=int, default=8, help="blocksworld: MCTS iterations per problem")
-    parser.add_argument("--lr", type=float, default=2e-4,
-                        help="learning rate of both stages: far above the paper's 1e-5, which needs many more steps "
-                             "than a CPU budget allows")
+    parser.add_argument("--label-problems", type=int, default=2400, help="blocksworld: generated problems to label")
+    parser.add_argument("--pairs", type=int, default=12800, help="blocksworld: training pairs (one epoch)")
+    parser.add_argument("--lr", type=float, default=1e-4,
+                        help="learning rate: above the paper's 1e-5, which needs many more steps than a CPU budget "
+                             "allows")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted recipe in the same --work folder")
     parser.add_argument("--seed", type=int, default=0, help="seeds every stage")
     args = parser.parse_args(argv)
     args.work = args.work or f"runs/recipe-{args.recipe}"
