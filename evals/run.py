@@ -156,7 +156,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.world_model not in spec.world_models:
             raise UsageError(f"--world-model {args.world_model}: {spec.name} offers "
                              f"{', '.join(['exact', *spec.world_models])}")
-        world = spec.world_models[args.world_model](generator, {"prompts": getattr(args, "prompts", None)})
+        try:
+            world = spec.world_models[args.world_model](generator, {"prompts": getattr(args, "prompts", None)})
+        except ValueError as exc:
+            raise UsageError(f"--world-model {args.world_model}: {exc}") from None
     settings = settings_of(args)
     for method in methods:  # a bad setting (alpha 2, say) is a usage error before any search runs
         try:

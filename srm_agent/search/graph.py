@@ -132,6 +132,8 @@ def build_tree_search(
                 "goal_test": goal_test, **strategy_obj.options()}
     if evaluator_obj.name == "srm":
         recorded.update(params)
+    if world is not None and not world.exact:  # a trace of predicted states says so (and gets its own search id)
+        recorded["world_model"] = world.name
     config = SearchConfig(task=task, generator=generator, proposer=proposer, evaluator=evaluator_obj,
                           strategy=strategy_obj, world=world or ExactWorld(), max_depth=max_depth,
                           max_expansions=max_expansions, goal_test=goal_test, goal_visible=goal_visible, seed=seed,

@@ -1,4 +1,5 @@
-"""Blocksworld in RAP's English: facts, goals and actions rendered and actions parsed back.
+"""Blocksworld in RAP's English: facts, goals and actions rendered and actions parsed back, and the states and
+``[CHANGE]`` sentences of RAP's world-model prompts (read back by ``changes``).
 
 The wording follows llm-reasoners' bw_config.yaml (PDDL objects a, b, c ... are "the red block",
 "the blue block", "the orange block" ...; facts sorted by predicate then arguments and joined as
@@ -63,6 +64,40 @@ def arrangement_text(facts: State) -> str:
     held = [f[1] for f in facts if f[0] == "holding"]
     hand = f"the hand is holding {block_text(held[0])}" if held else "the hand is empty"
     return "; ".join([*stacks, hand])
+
+
+# RAP's world model writes a state as bw_utils.apply_change leaves it: the held block is also "in the hand",
+# and the clauses go clear/in the hand, then the hand, then on top of, then on the table, each group sorted.
+_BELIEVED_RANK = {"clear": 1, "in the hand": 1, "handempty": 2, "holding": 2, "on": 3, "ontable": 4}
+
+
+def believed_state_text(facts: State) -> str:
+    """A state as RAP's world model words it after a change ("A, B, and C."), so that the next prompt shows
+    the model states worded like the ones in its demonstrations."""
+    clauses = [(_BELIEVED_RANK[f[0]], FACT_TEXT[f[0]].format(*map(block_text, f[1:]))) for f in facts]
+    clauses += [(_BELIEVED_RANK["in the hand"], f"{block_text(f[1])} is in the hand") for f in facts
+                if f[0] == "holding"]
+    ordered = [text for _, text in sorted(clauses)]
+    if not ordered:
+        raise ValueError("nothing to describe: no facts")
+    return (", ".join([*ordered[:-1], "and " + ordered[-1]]) if len(ordered) > 1 else ordered[0]) + "."
+
+
+def change_text(op: Op) -> str:
+    """The ``[CHANGE]`` sentence of RAP's world-model prompts for one action: what it makes true and false."""
+    held = block_text(op[1])
+    other = block_text(op[2]) if len(op) > 2 else None
+    if op[0] in ("pick-up", "unstack"):
+        place = f"on top of {other}" if other else "on the table"
+        clauses = [f"the hand was empty and is now holding {held}", f"{held} was {place} and is now in the hand",
+                   f"{held} is no longer clear", *([f"{other} is now clear"] if other else [])]
+    elif op[0] in ("put-down", "stack"):
+        place = f"on top of {other}" if other else "on the table"
+        clauses = [f"the hand was holding {held} and is now empty", f"{held} was in the hand and is now {place}",
+                   *([f"{other} is no longer clear"] if other else []), f"{held} is now clear"]
+    else:
+        raise ValueError(f"not a blocksworld-4ops action: {format_atom(op)}")
+    return (", ".join(clauses[:-1]) + ", and " + clauses[-1] + ".").capitalize()
 
 
 def action_text(op: Op) -> str:

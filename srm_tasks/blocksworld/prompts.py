@@ -3,12 +3,15 @@
 A pool file is llm-reasoners' ``pool_prompt_v1.json``: ``intro``, ``example_pool`` (demonstrations
 ``{"init", "goal", "plan"}`` whose plans read ``"\\n<action>\\n...\\n[PLAN END]\\n"``), ``self-eval`` (a
 5-shot template asking whether an action is "good" or "bad") and ``world_update_*`` (2-shot templates
-for RAP's world model). The plan prompt is the intro, N demonstrations, then the problem's statement
-and its plan so far, one action per line, so that the next action is what a base model writes next.
+for RAP's world model, one per operator, each ending in ``[CHANGE]``). The plan prompt is the intro, N
+demonstrations, then the problem's statement and its plan so far, one action per line, so that the next
+action is what a base model writes next.
 
 The built-in pool is this project's own text: an intro in its own words, two problems found by its
 generator and solved by its BFS at load time, and five self-evaluation demonstrations labelled by the
-optimal distance to the goal. It has no world-model templates.
+optimal distance to the goal, and world-model templates whose scenarios are transitions of those problems,
+worded by ``english.change_text``. A pool file without its own templates gets these, as it gets the
+self-evaluation.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import json
 from pathlib import Path
 from typing import TypedDict
 
-from srm_tasks.blocksworld.english import action_text, facts_text
-from srm_tasks.blocksworld.world import apply, legal_ops, parse_atom, solve
+from srm_tasks.blocksworld.english import action_text, believed_state_text, change_text, facts_text
+from srm_tasks.blocksworld.world import Op, State, apply, legal_ops, parse_atom, solve
 
 PLAN_END = "[PLAN END]"
 
@@ -94,7 +97,8 @@ def load_prompt_pool(path: str | Path) -> PromptPool:
     return {"source": str(path), "intro": raw["intro"],
             "examples": [{k: ex[k] for k in ("init", "goal", "plan")} for ex in raw["example_pool"]],
             "self_eval": self_eval if self_eval is not None else builtin_self_eval(raw["intro"]),
-            "world_update": world_update if len(world_update) == len(WORLD_UPDATE_KEYS) else {}}
+            "world_update": (world_update if len(world_update) == len(WORLD_UPDATE_KEYS)
+                             else builtin_world_update(raw["intro"]))}
 
 
 def _facts(atoms: list[str]) -> frozenset:
@@ -111,7 +115,7 @@ def default_pool() -> PromptPool:
         examples.append({"init": facts_text(_facts(init)), "goal": facts_text(_facts(goal)),
                          "plan": "".join(f"\n{action_text(op)}" for op in plan) + f"\n{PLAN_END}\n"})
     return {"source": "built-in", "intro": DEFAULT_INTRO, "examples": examples,
-            "self_eval": builtin_self_eval(DEFAULT_INTRO), "world_update": {}}
+            "self_eval": builtin_self_eval(DEFAULT_INTRO), "world_update": builtin_world_update(DEFAULT_INTRO)}
 
 
 def builtin_self_eval(intro: str) -> str:
@@ -131,6 +135,39 @@ def builtin_self_eval(intro: str) -> str:
                          f"My goal is to have that {facts_text(goal_facts)}.\n[ACTION]\n{action_text(op)}\n"
                          f"[EVALUATION]\n{label}\n\n")
     return intro + SELF_EVAL_ASK + "".join(demos) + SELF_EVAL_QUERY
+
+
+WORLD_UPDATE_ASK = "For a state and an action, I say what the action changes and what the state is after it.\n\n"
+
+
+def _scenario(number: int, state: State, op: Op) -> str:
+    after = apply(state, op)
+    return (f"[SCENARIO {number}]\n[STATE 0] I have that, {believed_state_text(state)}\n"
+            f"[ACTION] {action_text(op).capitalize()}.\n[CHANGE] {change_text(op)}\n"
+            f"[STATE 1] I have that, {believed_state_text(after)}\n\n")
+
+
+def builtin_world_update(intro: str) -> dict[str, str]:
+    """A 2-shot world-model template of this project's own per operator: the first two states along the built-in
+    examples' optimal plans where the operator applies, each with its change and the state after it."""
+    shots: dict[str, list[tuple[State, Op]]] = {name: [] for name in WORLD_UPDATE_KEYS}
+    for init, goal in DEFAULT_EXAMPLES:
+        state = _facts(init)
+        for step in [*(solve(state, _facts(goal)) or []), None]:
+            for op in legal_ops(state):
+                if len(shots[op[0]]) < 2 and all(seen != state for seen, _ in shots[op[0]]):
+                    shots[op[0]].append((state, op))
+            state = apply(state, step) if step else state
+    query = f"[SCENARIO 3]\n[STATE 0] I have that, {{}}\n[ACTION] {{}}\n[CHANGE]"
+    return {name: intro + WORLD_UPDATE_ASK + "".join(_scenario(n, s, op) for n, (s, op) in enumerate(pairs, 1)) + query
+            for name, pairs in shots.items()}
+
+
+def world_update_prompt(pool: PromptPool, state_text: str, op: Op) -> str:
+    """The pool's world-model template for ``op``'s operator, filled in as RAP fills it (the action capitalised,
+    with a full stop); the generator's continuation is the change."""
+    action = action_text(op).capitalize() + "."
+    return pool["world_update"][op[0]].replace("{}", state_text, 1).replace("{}", action, 1)
 
 
 def plan_prompt(pool: PromptPool, shots: list[int], init_text: str, goal_text: str, steps: list[str]) -> str:

@@ -1,10 +1,12 @@
-"""Blocksworld's registry entry: RAP split files, PlanBench PDDL folders or generated problems."""
+"""Blocksworld's registry entry: RAP split files, PlanBench PDDL folders or generated problems; RAP's LLM world
+model as ``--world-model llm``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from srm_tasks.blocksworld.llm_world import llm_world
 from srm_tasks.blocksworld.pddl_files import load_pddl_folder, load_split
 from srm_tasks.blocksworld.problems import block_range_arg, canonical_key, generate_problems, steps_range_arg
 from srm_tasks.blocksworld.task import BlocksworldTask
@@ -32,6 +34,7 @@ SPEC = register(TaskSpec(
     problem_key=canonical_key,
     default_depth=6,
     problem_depth=lambda problem: problem.get("optimal_length") if isinstance(problem, dict) else None,
+    world_models={"llm": llm_world},
     data_help="a RAP split JSON or a folder of PlanBench PDDL files (default: generated problems)",
     options=(
         Option("prompts", "a RAP prompt-pool JSON (llm-reasoners' pool_prompt_v1.json), or built-in", "built-in",
