@@ -108,7 +108,7 @@ def add_domain_arguments(parser: Any, **defaults: Any) -> None:
             seen.add(option.name)
             helps = shared[option.name]
             group.add_argument(f"--{option.name}", type=option.type, default=defaults.get(option.dest, option.default),
-                               metavar="|".join(metavars[option.name]) or None,
+                               metavar="|".join(metavars.get(option.name, [])) or None,
                                help=option.help if len(helps) == 1 else "; ".join(helps))
 
 
