@@ -11,7 +11,9 @@ A method is a search family (how the tree is searched) plus an evaluator (who ju
 ``tot-bfs``/``tot-dfs``/``rap-mcts`` judge with self-evaluation (intuition + log P("good")), ``srm-*`` with the
 SRM's speculative rule, ``random-*`` with random rewards at no cost (the floor breadth alone reaches).
 Twins differ only in the evaluator: same proposals, budgets, world model and goal test. ``cot`` is one
-chain from the plan prompt (k=1, the generator's own preference).
+chain from the plan prompt (k=1, the generator's own preference). A domain whose baselines search their own way
+adjusts a method's settings (``TaskSpec.configure_method``): on GSM8K the mcts family searches RAP's sub-questions
+with its "useful?" reward and sampled answers, and ``cot`` is llm-reasoners' greedy 4-shot CoT.
 """
 
 from __future__ import annotations

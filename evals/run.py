@@ -28,9 +28,10 @@ from evals.report import ReportError, plot, read_results, summarise, table, writ
 from srm_agent.console import HelpFormatter, option_hint, positive_int, quiet_transformers, run_command
 from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
 
-# The shared data beside a checkout: RAP's prompt pool is the evaluation's default where it is there.
-RAP_POOL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "blocksworld" / "llm-reasoners" / \
-    "prompts" / "pool_prompt_v1.json"
+# The shared data beside a checkout: llm-reasoners' prompts are the evaluation's default where they are there.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RAP_POOL = SHARED_DATA / "blocksworld" / "llm-reasoners" / "prompts" / "pool_prompt_v1.json"
+DEFAULT_PROMPTS = {"blocksworld": RAP_POOL, "gsm8k": SHARED_DATA / "gsm8k" / "llm-reasoners-rap"}
 # Options that do not change results, so a resumed run may change them.
 RUN_ONLY = ("resume", "plot", "debug", "out", "device", "redis_url", "concurrency", "methods", "limit", "shard")
 log = logging.getLogger("evals.run")
@@ -40,10 +41,18 @@ class UsageError(ReportError):
     """Bad arguments or data: one line, exit status 2."""
 
 
+def bench_options(args: argparse.Namespace, spec: TaskSpec) -> dict[str, Any]:
+    """What the domain's functions read: its own options (``--prompts`` resolved for this bench), data, seed, depth."""
+    if getattr(args, "prompts", "built-in") is None:
+        shared = DEFAULT_PROMPTS.get(spec.name)
+        args.prompts = str(shared) if shared is not None and shared.exists() else "built-in"
+    return {"data": args.data, "seed": args.seed, "depth": args.depth, **domain_options(args, spec)}
+
+
 def load_bench(args: argparse.Namespace) -> tuple[TaskSpec, Any, list[Any]]:
     """The domain's spec, its task and the problems to run (after --offset, --limit and --shard)."""
     spec = get_spec(args.bench)
-    options = {"data": args.data, "seed": args.seed, "depth": args.depth, **domain_options(args, spec)}
+    options = bench_options(args, spec)
     try:
         task = spec.make_task(options)
         problems = spec.load_problems(options)
@@ -161,9 +170,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as exc:
             raise UsageError(f"--world-model {args.world_model}: {exc}") from None
     settings = settings_of(args)
+    options = {**bench_options(args, spec), "k": settings.k}
+    provenance = dict(task.provenance()) if hasattr(task, "provenance") else {}
+
+    def build(method: str, depth: int, **extra: Any):
+        """The method's search as the domain runs it (its own task and world model, where it has them)."""
+        kwargs = spec.configure_method(METHODS[method].family, search_kwargs(method, settings, depth), options)
+        make_world, method_task = kwargs.pop("world", None), kwargs.pop("task", task)
+        if method_task is not task and hasattr(method_task, "provenance"):
+            provenance.update(method_task.provenance())
+        return build_tree_search(method_task, generator, srm,
+                                 world=make_world(generator) if make_world else world, **kwargs, **extra)
+
     for method in methods:  # a bad setting (alpha 2, say) is a usage error before any search runs
         try:
-            build_tree_search(task, generator, srm, world=world, **search_kwargs(method, settings, args.depth or 1))
+            build(method, args.depth or spec.default_depth)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     sink = FolderSink(out / "traces")
@@ -179,8 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     def graph_for(method: str, depth: int):
         with lock:
             if (method, depth) not in graphs:
-                graphs[(method, depth)] = build_tree_search(task, generator, srm, cache=cache, trace=sink, world=world,
-                                                            **search_kwargs(method, settings, depth))
+                graphs[(method, depth)] = build(method, depth, cache=cache, trace=sink)
             return graphs[(method, depth)]
 
     def search(problem: Any, method: str) -> dict[str, Any]:
@@ -217,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 future.cancel()
             raise
     records = read_results(results_path)[0]
-    extra = {"provenance": task.provenance() if hasattr(task, "provenance") else {},
+    extra = {"provenance": provenance,
              "settings": asdict(settings), "shard": list(args.shard)}
     summary = summarise(spec.name, config, [r for r in records if r["method"] in methods], methods, extra)
     summary_path = write_summary(out, summary)
@@ -307,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--resume", action="store_true", help="continue the run in --out from its results.jsonl")
     models.add_argument("--plot", action="store_true", help="also write accuracy_vs_tokens.png")
     models.add_argument("--debug", action="store_true", help="show tracebacks")
-    add_domain_arguments(p, prompts=str(RAP_POOL) if RAP_POOL.is_file() else "built-in")
+    add_domain_arguments(p, prompts=None)  # None: llm-reasoners' prompts for the bench where there, else built-in
     return p
 
 

@@ -51,6 +51,11 @@ class TaskSpec:
     problem_depth: Callable[[Any], int | None] = lambda problem: None
     world_models: Mapping[str, Callable[[Any, Options], Any]] = field(default_factory=dict)
     """Predicting world models by name (besides the task's exact dynamics): ``factory(generator, options)``."""
+    configure_method: Callable[[str | None, dict[str, Any], Options], dict[str, Any]] = \
+        lambda family, kwargs, options: kwargs
+    """How the domain runs an evaluation method of search ``family`` (None: chain of thought): the method's
+    ``build_tree_search`` keyword arguments, adjusted where the domain's baselines search their own way (GSM8K's
+    RAP). The result may add ``task`` (a task for this method) and ``world`` (``factory(generator)``)."""
 
     def depth(self, problem: Any, override: int | None = None) -> int:
         """``override``, else the problem's own depth, else the domain's default."""
@@ -86,7 +91,14 @@ def domain_names() -> list[str]:
 
 def add_domain_arguments(parser: Any, **defaults: Any) -> None:
     """Every registered domain's options on an argparse parser, a group per domain; ``defaults`` overrides some
-    (by ``dest``). An option two domains share is added once, with the first domain's help."""
+    (by ``dest``). An option two domains share is added once, with each domain's help."""
+    shared: dict[str, list[str]] = {}
+    metavars: dict[str, list[str]] = {}
+    for name in domain_names():
+        for option in get_spec(name).options:
+            shared.setdefault(option.name, []).append(f"{name}: {option.help}")
+            if option.metavar and option.metavar not in metavars.setdefault(option.name, []):
+                metavars[option.name].append(option.metavar)
     seen: set[str] = set()
     for name in domain_names():
         group = parser.add_argument_group(f"{name} options")
@@ -94,8 +106,10 @@ def add_domain_arguments(parser: Any, **defaults: Any) -> None:
             if option.name in seen:
                 continue
             seen.add(option.name)
+            helps = shared[option.name]
             group.add_argument(f"--{option.name}", type=option.type, default=defaults.get(option.dest, option.default),
-                               metavar=option.metavar, help=option.help)
+                               metavar="|".join(metavars.get(option.name, [])) or None,
+                               help=option.help if len(helps) == 1 else "; ".join(helps))
 
 
 def domain_options(args: Any, spec: TaskSpec) -> dict[str, Any]:

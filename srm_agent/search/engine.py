@@ -102,6 +102,9 @@ class Step:
             return None
         return bool(node["solved"]), float(self.config.task.goal_progress(node["task_state"]))
 
+    def answer(self, node: dict[str, Any]) -> str | None:
+        return None if node["task_state"] is None else self.config.task.answer(node["task_state"])
+
     def is_solution(self, node: dict[str, Any]) -> bool:
         if node["invalid"] or node["task_state"] is None:
             return False

@@ -41,6 +41,18 @@ def render_context(question: str, steps: Sequence[str]) -> str:
     return f"Question: {question.strip()}\nAnswer:\n" + "".join(f"{s}\n" for s in steps)
 
 
+def question_and_gold(problem: Any) -> dict[str, Any]:
+    """``{question, gold}`` of a loaded problem, a raw record (answer with "#### N") or a bare question (no gold)."""
+    if isinstance(problem, str) and problem.strip():
+        return {"question": problem, "gold": None}
+    if not (isinstance(problem, dict) and isinstance(problem.get("question"), str)):
+        raise ValueError(f"a gsm8k problem is a question string or a dict with 'question', got {problem!r}")
+    gold = problem.get("answer")
+    if gold is not None and (gold := extract_answer(str(gold))) is None:
+        raise ValueError(f"the gold answer {problem['answer']!r} is not a number")
+    return {"question": problem["question"], "gold": gold}
+
+
 def solution_lines(solution: str, answer: str) -> list[str]:
     """A GSM8K solution as search steps: one sentence per line, no calculator notes, then the answer line."""
     text = CALCULATOR_NOTE.sub("", solution)
@@ -48,7 +60,26 @@ def solution_lines(solution: str, answer: str) -> list[str]:
     return [s for s in sentences if s] + [f"The answer is {answer}."]
 
 
-class GSM8KTask:
+class GradedTask:
+    """What every GSM8K task shares: free-text actions, and an answer graded against a gold one the search never sees."""
+
+    name = "gsm8k"
+    goal_visible = False  # the gold answer only grades the answer a search commits to
+
+    def answer(self, state: dict[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def legal_actions(self, state: dict[str, Any]) -> list[str] | None:
+        return None
+
+    def is_solved(self, state: dict[str, Any]) -> bool:
+        return answers_match(self.answer(state), state["gold"])
+
+    def goal_progress(self, state: dict[str, Any]) -> float:
+        return 1.0 if self.is_solved(state) else 0.0
+
+
+class GSM8KTask(GradedTask):
     """GSM8K step by step; states are ``{"question", "gold", "steps"}`` (see ``srm_agent.search.task.Task``).
 
     Few-shot examples come from ``train_path`` (``n_shots`` drawn with ``seed`` among solutions of
@@ -57,9 +88,6 @@ class GSM8KTask:
     for step ``max_steps`` is led into "The answer is" (as RAP forces its final question at the
     depth limit), so every chain commits to an answer within the budget.
     """
-
-    name = "gsm8k"
-    goal_visible = False  # the gold answer only grades the answer a search commits to
 
     def __init__(self, train_path: str | Path | None = None, n_shots: int = 4, max_steps: int = 5,
                  seed: int = 0) -> None:
@@ -83,15 +111,7 @@ class GSM8KTask:
         return {"shots": self.shots_source}
 
     def initial_state(self, problem: Any) -> dict[str, Any]:
-        """From a loaded problem, a raw record (answer with "#### N") or a bare question (no gold)."""
-        if isinstance(problem, str) and problem.strip():
-            return {"question": problem, "gold": None, "steps": []}
-        if not (isinstance(problem, dict) and isinstance(problem.get("question"), str)):
-            raise ValueError(f"a gsm8k problem is a question string or a dict with 'question', got {problem!r}")
-        gold = problem.get("answer")
-        if gold is not None and (gold := extract_answer(str(gold))) is None:
-            raise ValueError(f"the gold answer {problem['answer']!r} is not a number")
-        return {"question": problem["question"], "gold": gold, "steps": []}
+        return {**question_and_gold(problem), "steps": []}
 
     def _at_last_step(self, state: dict[str, Any]) -> bool:
         return len(state["steps"]) == self.max_steps - 1
@@ -102,9 +122,6 @@ class GSM8KTask:
 
     def describe(self, state: dict[str, Any]) -> str:
         return render_context(state["question"], state["steps"])
-
-    def legal_actions(self, state: dict[str, Any]) -> list[str] | None:
-        return None
 
     def step(self, state: dict[str, Any], action: str) -> dict[str, Any]:
         line = " ".join(action.split())  # one step is one line
@@ -119,12 +136,6 @@ class GSM8KTask:
 
     def answer(self, state: dict[str, Any]) -> str | None:
         return extract_answer(state["steps"][-1]) if self.is_terminal(state) and state["steps"] else None
-
-    def is_solved(self, state: dict[str, Any]) -> bool:
-        return answers_match(self.answer(state), state["gold"])
-
-    def goal_progress(self, state: dict[str, Any]) -> float:
-        return 1.0 if self.is_solved(state) else 0.0
 
     def self_eval_query(self, state: dict[str, Any], action: str) -> tuple[str, str, str | None]:
         return (f"{self.describe(state)}New step: {' '.join(action.split())}\n"

@@ -6,7 +6,9 @@ and self_eval the log-probability of the task's "good" answer after its self-eva
 two-way probability, as RAP's GSM8K "useful?" question). Nothing is pruned. Every call is generator
 cost: one self-evaluation call per distinct candidate, plus one intuition call each when
 ``intuition="rescore"`` (as the originals score sampled actions); with ``"proposal"`` the intuition
-is the log-probability the proposal already computed (enumerated legal actions).
+is the log-probability the proposal already computed (enumerated legal actions); with ``"none"`` there is
+no intuition term, so the reward is the self-evaluation alone (RAP's GSM8K ``fast_reward``: P("Yes") against
+P("No") after its "Is the new question useful?" prompt, one call per candidate).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from srm_agent.generators.base import Usage
 from srm_agent.search.evaluators.base import EvalContext, Evaluation, distinct, ranked_verdict
 
-INTUITIONS = ("proposal", "rescore")
+INTUITIONS = ("proposal", "rescore", "none")
 
 
 class SelfEvaluator:
@@ -41,8 +43,10 @@ class SelfEvaluator:
                 lead = "" if not ctx.prompt or ctx.prompt[-1:].isspace() else " "
                 scored = ctx.generator.score_choices(ctx.prompt, [lead + cand["text"]])
                 usage, intuition = usage + scored.usage, scored[0].logprob
-            else:
+            elif self.intuition == "proposal":
                 intuition = float(cand["logprob"])
+            else:
+                intuition = 0.0
             prompt, good, bad = ctx.task.self_eval_query(ctx.node["task_state"], cand["text"])
             graded = ctx.generator.score_choices(prompt, [good] if bad is None else [good, bad])
             usage = usage + graded.usage

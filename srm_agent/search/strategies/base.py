@@ -35,6 +35,10 @@ class SearchContext(Protocol):
         """(goal reached, share of the goal met) of a stepped node, or None when the goal is hidden."""
         ...
 
+    def answer(self, node: dict[str, Any]) -> str | None:
+        """The answer a stepped node states (the task's ``answer``), or None (a vote over the tree reads it)."""
+        ...
+
 
 @runtime_checkable
 class Strategy(Protocol):
