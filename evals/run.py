@@ -81,7 +81,7 @@ def load_models(args: argparse.Namespace, methods: Sequence[str]):
     with option_hint("--generator", "the embedded SmolLM2-135M-Instruct"):  # a bad path fails before torch loads
         if args.generator and not args.generator.startswith(SERVER_PREFIX) and args.generator != "embedded":
             model_source(args.generator, "causal LM")
-    with option_hint("--srm", "the shipped Blocksworld SRM+"):
+    with option_hint("--srm", "the shipped Blocksworld SRM"):
         if needs_srm and args.srm:
             model_source(args.srm, "SRM checkpoint")
 
@@ -92,7 +92,7 @@ def load_models(args: argparse.Namespace, methods: Sequence[str]):
         generator = generator_from_spec(args.generator, device=args.device)
     srm = None
     if needs_srm:
-        with option_hint("--srm", "the shipped Blocksworld SRM+"):
+        with option_hint("--srm", "the shipped Blocksworld SRM"):
             srm = SpeculativeRewardModel.from_pretrained(args.srm, device=args.device) if args.srm \
                 else default_srm(device=args.device)
         if not srm.head_trained:
@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'embedded' (default, SmolLM2-135M-Instruct), a causal LM folder or hub id (in-process), "
                              "or openai:MODEL@URL for an OpenAI-compatible server (vLLM, llama.cpp)")
     models.add_argument("--srm", default=None,
-                        help="an SRM checkpoint folder (default: the shipped srm_agent/checkpoints/blocksworld-srm-plus)")
+                        help="an SRM checkpoint folder (default: the shipped srm_agent/checkpoints/blocksworld-srm)")
     models.add_argument("--redis-url", default=os.environ.get("REDIS_URL"),
                         help="share SRM scores across processes and runs through this Redis (default: $REDIS_URL; "
                              "unset: no shared cache)")

@@ -78,7 +78,7 @@ def _load_srm(args: argparse.Namespace):
         from srm_agent.embedded import default_srm
 
         return default_srm(device=args.device)
-    with option_hint("--srm", "the shipped Blocksworld SRM+"):
+    with option_hint("--srm", "the shipped Blocksworld SRM"):
         model_source(args.srm, "SRM checkpoint")  # a bad path or an offline hub id fails before torch loads
         _importing_models(args)
         from srm_agent.srm import SpeculativeRewardModel
@@ -135,7 +135,7 @@ def _table(verdict: dict[str, Any], *, shipped_srm: bool) -> str:
         lines.append("nothing was accepted: the residual fallback picked the ranked candidate")
     lines += ["", TABLE_LEGEND]
     if shipped_srm:
-        lines.append("The shipped SRM+ was trained to judge Blocksworld moves only; pass --srm for other tasks.")
+        lines.append("The shipped SRM was trained to judge Blocksworld moves only; pass --srm for other tasks.")
     return "\n".join(lines)
 
 
@@ -224,10 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify candidates: JSON request on stdin, JSON verdict on stdout",
         description="Read {state, candidates:[{text, logprob, num_tokens}], alpha?, tau?, mode?, threshold?,\n"
                     "ratio?, seed?} on stdin; write the verdict (per-candidate decisions, order, fallback).\n"
-                    "The default SRM, the shipped SRM+, was trained to judge Blocksworld moves only.")
+                    "The default SRM, the shipped one, was trained to judge Blocksworld moves only.")
     score.add_argument("--srm", default=None, metavar="PATH",
                        help="SRM checkpoint folder, or a hub id when the hub is reachable (default: the shipped "
-                            "SRM+, srm_agent/checkpoints/blocksworld-srm-plus, trained on Blocksworld moves)")
+                            "SRM, srm_agent/checkpoints/blocksworld-srm, trained on Blocksworld moves)")
     score.add_argument("--redis-url", default=os.environ.get("REDIS_URL"), metavar="URL",
                        help="share SRM scores across processes and runs through this Redis (default: $REDIS_URL; "
                             "unset: no shared cache)")

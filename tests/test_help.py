@@ -48,7 +48,7 @@ def test_help_states_each_default_once_as_typed(module, argv, capsys):
 def test_srm_help_names_the_shipped_checkpoint(capsys):
     entries = option_entries(help_text("srm_agent.cli", ["score"], capsys))
     srm = next(e for e in entries if e.startswith("--srm"))
-    assert "srm_agent/checkpoints/blocksworld-srm-plus" in srm and "MiniLM" not in srm
+    assert "srm_agent/checkpoints/blocksworld-srm" in srm and "MiniLM" not in srm
     redis = next(e for e in entries if e.startswith("--redis-url"))
     assert "$REDIS_URL" in redis
 

@@ -116,3 +116,22 @@ def test_batches_hold_items_of_similar_length_in_a_seeded_order():
     assert max(spans) < 40  # each batch holds items of similar length
     assert epoch_order(items, 8, seed=1, bucket=True) == order != epoch_order(items, 8, seed=2, bucket=True)
     assert epoch_order(items, 8, seed=1, bucket=False) != order
+
+
+def test_verb_siblings_pair_only_actions_of_one_verb():
+    from trainer.blocksworld_labels import label_records
+    from trainer.data import StepRecord, pairs_from_rewards
+
+    problems = generate_problems(4, blocks=(4, 5), seed=9)
+    kwargs = dict(labeller="exact", walks=2, walk_length=8, optimal_share=0.5, progress=False)
+    by_state = label_records(problems, siblings="state", **kwargs)
+    by_verb = label_records(problems, siblings="verb", **kwargs)
+    assert [r["step"] for r in by_state] == [r["step"] for r in by_verb]
+
+    def pairs(records):
+        return pairs_from_rewards([StepRecord(r["context"], r["step"], r["label"], r["group"], r["source"])
+                                   for r in records])
+
+    verb = pairs(by_verb)
+    assert verb and all(p.positive.split(" ")[0] == p.negative.split(" ")[0] for p in verb)
+    assert len(verb) < len(pairs(by_state))

@@ -149,7 +149,7 @@ def test_default_srm_is_the_shipped_trained_checkpoint():
     path = shipped_checkpoint()
     assert path is not None, f"srm_agent/checkpoints/{DEFAULT_CHECKPOINT} is missing: run python -m trainer.recipes"
     card = (path / "README.md").read_text()
-    assert "stage 2" in card.lower() or "srm+" in card.lower()
+    assert "## Ranking quality" in card and "exact" in card.lower()
     srm = default_srm(device="cpu")
     assert srm.head_trained
     assert next(srm.model.parameters()).dtype == torch.float32  # fp16 on disk, fp32 for CPU compute

@@ -222,7 +222,14 @@ def test_frozen_embeddings_stay_put_and_a_compact_checkpoint_reloads(separable, 
     assert stored and not any(".embeddings." in k for k in stored) and "classifier.weight" in stored
     loaded = _state(SpeculativeRewardModel.from_pretrained(out, device="cpu").model)
     assert all(torch.equal(loaded[k], trained[k]) for k in trained)
-    assert json.loads((out / "config.json").read_text())["srm_max_length"] == 64
+    config = json.loads((out / "config.json").read_text())
+    assert config["srm_max_length"] == 64 and config["srm_base"] == str(tiny_base.resolve())
+    # fine-tuning a compact checkpoint stores the changes against the same encoder, not against the checkpoint
+    again = tmp_path / "srm2"
+    train_srm.run(train_srm.parse(_argv(separable, out, again, "--epochs", "1", "--dev-fraction", "0",
+                                        "--freeze-embeddings", "--save-delta")))
+    assert json.loads((again / "config.json").read_text())["srm_base"] == str(tiny_base.resolve())
+    assert SpeculativeRewardModel.from_pretrained(again, device="cpu").head_trained
 
 
 def test_resume_mid_epoch_reproduces_an_uninterrupted_run(separable, tiny_base, tmp_path, monkeypatch):

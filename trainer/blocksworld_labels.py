@@ -37,6 +37,9 @@ from srm_tasks.blocksworld.distances import distance, optimal_actions
 from srm_tasks.blocksworld.world import Op, State, apply, legal_ops, parse_atom
 
 LABELLERS = ("weak", "exact")
+# Which actions of a state form training pairs: all of them, or only those of one verb (stack X on Y vs stack X
+# on Z), which a model can only rank by reading the blocks, not by the verb alone.
+SIBLINGS = ("state", "verb")
 
 
 def weak_label(facts: State, op: Op, goal: State) -> float:
@@ -72,7 +75,7 @@ def training_problems(n: int, blocks: tuple[int, int], seed: int, exclude: set[s
 
 
 def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak", walks: int = 4,
-                  walk_length: int = 6, seed: int = 0, optimal_share: float = 0.0,
+                  walk_length: int = 6, seed: int = 0, optimal_share: float = 0.0, siblings: str = "state",
                   progress: bool = True) -> list[dict[str, Any]]:
     """Step records for every legal action in the states of random walks from each problem.
 
@@ -81,6 +84,8 @@ def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak",
     """
     if not 0.0 <= optimal_share <= 1.0:
         raise ValueError(f"optimal_share must be in [0, 1], got {optimal_share!r}")
+    if siblings not in SIBLINGS:
+        raise ValueError(f"siblings must be one of {', '.join(SIBLINGS)}, got {siblings!r}")
     if labeller not in LABELLERS:
         raise ValueError(f"labeller must be one of {', '.join(LABELLERS)}, got {labeller!r}")
     label = weak_label if labeller == "weak" else exact_label
@@ -102,7 +107,8 @@ def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak",
                     seen.add(facts)
                     context = task.describe(state)
                     records.extend({"context": context, "step": action_text(op), "label": label(facts, op, goal),
-                                    "group": group, "source": f"blocksworld-{labeller}"} for op in ops)
+                                    "group": group if siblings == "state" else f"{group}|{op[0]}",
+                                    "source": f"blocksworld-{labeller}"} for op in ops)
                 if rng.random() < optimal_share:
                     ops = optimal_actions(facts, goal)
                 state = task.step(state, action_text(rng.choice(ops)))
@@ -120,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--optimal-share", type=float, default=0.0,
                         help="how often a walk takes an optimal action instead of a random one (reaches states near "
                              "the goal)")
+    parser.add_argument("--siblings", choices=SIBLINGS, default="state",
+                        help="pair the actions of a state with each other, or only those of the same verb (the "
+                             "record's group gets the verb, so pairs never cross it)")
     parser.add_argument("--exclude", action="append", default=[], metavar="SPLIT_JSON",
                         help="RAP split files whose problems must not be trained on (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seeds problem generation and the walks")
@@ -131,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def write_labels(args: argparse.Namespace) -> None:
     problems = training_problems(args.problems, args.blocks, args.seed, excluded_keys(args.exclude))
     records = label_records(problems, labeller=args.labeller, walks=args.walks, walk_length=args.walk_length,
-                            seed=args.seed, optimal_share=args.optimal_share)
+                            seed=args.seed, optimal_share=args.optimal_share, siblings=args.siblings)
     out = atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in records))
     counts = {v: sum(r["label"] == v for r in records) for v in (0.0, 0.5, 1.0)}
     print(f"{len(records)} step records from {len(problems)} problems (labels 0/0.5/1: {counts[0.0]}/"

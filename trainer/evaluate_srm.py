@@ -1,7 +1,7 @@
 """How well an SRM ranks Blocksworld actions, on held-out generated states with exact labels.
 
-States come from random legal walks (0 to ``--walk-length`` actions) from generated problems that
-are not training problems (``--exclude-labels``: the label files a model was trained on) and not
+States come from walks (0 to ``--walk-length`` actions, each a random or an optimal one) from
+generated problems, a third of them in each band of distance to the goal, that are not training problems (``--exclude-labels``: the label files a model was trained on) and not
 public RAP/PlanBench instances (``--exclude``). Only states whose legal actions differ in value are
 kept. An action is optimal when it lowers the optimal distance to the goal (exact, from the state
 graph). For each model:
@@ -45,22 +45,31 @@ DISTANCE_BANDS = (("<=2", 0, 2), ("3-5", 3, 5), (">=6", 6, 10**6))
 
 def held_out_states(n: int, *, blocks: tuple[int, int], walk_length: int, seed: int,
                     exclude: set[str]) -> list[dict[str, Any]]:
-    """``n`` distinct states (one per problem) whose legal actions differ in value, with exact labels."""
+    """``n`` distinct states (one per problem) whose legal actions differ in value, with exact labels, a
+    third in each band of distance to the goal (≤2, 3–5, ≥6 actions).
+
+    A walk of 0 to ``walk_length`` actions takes an optimal action with a probability drawn per walk (0 to 1),
+    so states near the goal, which purely random walks seldom reach, are sampled too.
+    """
     task = BlocksworldTask()
     rng = random.Random(seed)
+    names = [name for name, _, _ in DISTANCE_BANDS]
+    quota = {name: n // len(names) for name in names}
+    quota[names[-1]] += n - sum(quota.values())
     states: list[dict[str, Any]] = []
-    for problem in generate_problems(4 * n, blocks=blocks, seed=seed):
+    for problem in generate_problems(20 * n, blocks=blocks, seed=seed):
         if len(states) == n:
             break
         if canonical_key(problem) in exclude:
             continue
         _, goal = problem_facts(problem)
-        state = task.initial_state(problem)
+        state, greedy = task.initial_state(problem), rng.random()
         for _ in range(rng.randint(0, walk_length)):
             facts: State = frozenset(parse_atom(s) for s in state["facts"])
             if goal <= facts:
                 break
-            state = task.step(state, action_text(rng.choice(legal_ops(facts))))
+            ops = optimal_actions(facts, goal) if rng.random() < greedy else legal_ops(facts)
+            state = task.step(state, action_text(rng.choice(ops)))
         facts = frozenset(parse_atom(s) for s in state["facts"])
         if goal <= facts:
             continue
@@ -68,8 +77,13 @@ def held_out_states(n: int, *, blocks: tuple[int, int], walk_length: int, seed: 
         good = set(optimal_actions(facts, goal))
         if len(good) == len(ops):
             continue  # every action is as good as any other: nothing to rank
+        d = distance(facts, goal)
+        band = next(name for name, lo, hi in DISTANCE_BANDS if lo <= d <= hi)
+        if quota[band] <= 0:
+            continue
+        quota[band] -= 1
         states.append({"text": task.describe(state), "actions": [action_text(op) for op in ops],
-                       "optimal": [op in good for op in ops], "distance": distance(facts, goal),
+                       "optimal": [op in good for op in ops], "distance": d,
                        "blocks": len({f[1] for f in facts if f[0] in ("on", "ontable", "holding")})})
     if len(states) < n:
         raise ValueError(f"found only {len(states)} held-out states of {n}; widen --blocks or lower --states")
@@ -138,7 +152,8 @@ def evaluate(args: argparse.Namespace) -> None:
     exclude = excluded_keys(args.exclude)
     for path in args.exclude_labels:
         with open(path, encoding="utf-8") as f:
-            exclude |= {json.loads(line)["group"] for line in f if line.strip()}
+            # a group is the problem's canonical key, with "|verb" when pairs were kept within a verb
+            exclude |= {json.loads(line)["group"].split("|")[0] for line in f if line.strip()}
     states = held_out_states(args.states, blocks=args.blocks, walk_length=args.walk_length, seed=args.seed,
                              exclude=exclude)
     results: dict[str, dict[str, Any]] = {}

@@ -71,8 +71,9 @@ def _add_ranking_quality(checkpoint: Path, figures: Path) -> None:
     if "## Ranking quality" in card.read_text():
         return
     card.write_text(card.read_text() + "\n## Ranking quality on held-out generated states\n\n"
-                    f"{data['states']} states, {data['blocks'][0]}-{data['blocks'][1]} blocks, random walks of up "
-                    f"to {data['walk_length']} actions (seed {data['seed']}); `python -m trainer.evaluate_srm`.\n\n"
+                    f"{data['states']} states, {data['blocks'][0]}-{data['blocks'][1]} blocks, walks of up to "
+                    f"{data['walk_length']} actions, each random or optimal (seed {data['seed']}), a third in each "
+                    "band of distance to the goal; `python -m trainer.evaluate_srm`.\n\n"
                     + table(data["results"]) + "\n")
 
 

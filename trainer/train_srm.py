@@ -13,6 +13,7 @@ Example (CPU, a quick subsample):
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,27 @@ from trainer.export import check_out_dir
 from trainer.loop import TrainResult
 
 PROG = "python -m trainer.train_srm"
+
+
+_LABELS = {"step-records": "step records with their labels, e.g. exact Blocksworld process labels: good when the "
+                           "action lowers the optimal distance to the goal",
+           "prm800k-jsonl": "PRM800K ratings: 1 good, -1 bad, 0 {zero_as}",
+           "prm800k-stepwise-parquet": "PRM800K ratings: 1 good, -1 bad, 0 {zero_as}"}
+
+
+def _delta_base(base: str | None) -> str:
+    """What a compact checkpoint is stored against: the base encoder, or, when the base is itself a compact
+    checkpoint, that checkpoint's own base (so a fine-tuned SRM never depends on an intermediate folder)."""
+    if base is None:
+        return "embedded"
+    config = Path(base) / "config.json"
+    if config.is_file():
+        from srm_agent.encoding import BASE_KEY
+
+        inner = json.loads(config.read_text(encoding="utf-8")).get(BASE_KEY)
+        if inner:
+            return inner
+    return str(Path(base).resolve())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +75,7 @@ def run(args: argparse.Namespace) -> TrainResult:
     from srm_agent.embedded import SRM_WHEEL, embedded_srm_backbone
 
     check_out_dir(args.out, args.overwrite)
-    args.delta_base = (str(Path(args.base).resolve()) if args.base else "embedded") if args.save_delta else None
+    args.delta_base = _delta_base(args.base) if args.save_delta else None
     records, stats = load_all(args.data, args.zero_as)
     split = make_split(records, where=", ".join(map(str, args.data)), epsilon=0.0, dev_fraction=args.dev_fraction,
                        seed=args.seed, max_items=args.max_pairs, max_dev=args.max_dev,
@@ -64,13 +86,14 @@ def run(args: argparse.Namespace) -> TrainResult:
     state = state_dir(args)
     result = fit(args, accelerator, model=model, tokenizer=tokenizer, split=split, loss=args.loss, state=state,
                  base=base)
-    shown_base = base if args.base else f"{base} (embedded all-MiniLM-L6-v2, {SRM_WHEEL})"
+    shown_base = base if args.base else f"the embedded all-MiniLM-L6-v2 ({SRM_WHEEL})"
+    labels = "; ".join(sorted({_LABELS.get(s.format, s.format) for s in stats})).replace("{zero_as}", args.zero_as)
     objective = ("pairwise Bradley–Terry −log σ(s⁺ − s⁻) on sibling steps" if args.loss == "pairwise"
                  else "pointwise BCE of σ(s) against the step label")
     command = args.command
     card = {"title": "SRM (stage 1: process labels)", "base": shown_base, "objective": objective,
             "summary": "A speculative reward model: a one-logit encoder scoring (state, action) pairs, trained on "
-                       f"step-level labels (PRM800K ratings: 1 good, -1 bad, 0 {args.zero_as}).",
+                       f"step-level labels ({labels}).",
             "data": card_data(stats), "split": split.info,
             "config": {**result.extra["config"], "zero_as": args.zero_as},
             "history": result.history, "best": result.best, "steps": result.steps, "epochs_run": result.epochs_run,
