@@ -26,13 +26,14 @@ def test_srm_pairs_are_described_states_with_legal_actions():
     assert len(pairs) == 24 and 6 <= n_states <= 24
     assert pairs == srm_pairs(24, seed=3)[0] and pairs != srm_pairs(24, seed=4)[0]
     for state, action in pairs:
-        assert state.startswith("My goal is to have that ") and "\nNow I have that " in state
+        assert state.startswith("My goal is to have that ") and "\nNow: " in state
         parse_action(action)  # raises on anything that is not a Blocksworld action in the domain's English
-    # An action is legal where it was drawn: its block is clear (or held) in the described arrangement.
+    # An action is legal where it was drawn: its block tops a stack (stacks read top to bottom) or is held.
     for state, action in pairs:
-        now = state.split("\nNow I have that ", 1)[1]
+        now = state.split("\nNow: ", 1)[1]
         block = action.split(" block")[0].split("the ")[-1]
-        assert f"the {block} block is clear" in now or f"holding the {block} block" in now, (state, action)
+        tops = [stack.split(" on ")[0] for stack in now.rstrip(".").split("; ")]
+        assert f"the {block} block" in tops or f"holding the {block} block" in now, (state, action)
 
 
 def test_plan_prompts_share_the_pool_and_choices_start_with_the_legal_actions():
