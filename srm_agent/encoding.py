@@ -15,7 +15,7 @@ and served with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -31,7 +31,6 @@ class Encoded:
     lengths: list[int]
     states_cut: int = 0
     actions_cut: int = 0
-    cut_examples: list[int] = field(default_factory=list)
 
 
 def _kept(seq_ids: list[int | None], room: int) -> tuple[list[int], bool, bool]:

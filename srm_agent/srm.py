@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 _VOLATILE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "dtype", "torch_dtype", "architectures")
 
 
+def encoder_path(spec: str) -> str:
+    """A model folder for ``spec``: "embedded" names the embedded MiniLM backbone, anything else is itself."""
+    if spec != "embedded":
+        return spec
+    from srm_agent.embedded import embedded_srm_backbone
+
+    return str(embedded_srm_backbone())
+
+
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
     """Silence transformers' load report of a base whose head is replaced on purpose."""
@@ -146,11 +155,7 @@ class SpeculativeRewardModel:
         """
         from safetensors.torch import load_file
 
-        base = getattr(config, BASE_KEY)
-        if base == "embedded":
-            from srm_agent.embedded import embedded_srm_backbone
-
-            base = str(embedded_srm_backbone())
+        base = encoder_path(getattr(config, BASE_KEY))
         base_path = Path(base) if Path(base).is_absolute() else Path(folder) / base
         if not (base_path / "config.json").is_file():
             raise CheckpointError(name, f"its base encoder {base} ({BASE_KEY} in config.json) is not a model folder")

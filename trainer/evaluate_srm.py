@@ -33,7 +33,7 @@ from srm_agent.errors import SRMAgentError
 from srm_agent.fsio import atomic_write_text
 
 from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key
-from srm_tasks.blocksworld.distances import distance, optimal_actions
+from srm_tasks.blocksworld.distances import blocks_of, distance, optimal_actions
 from srm_tasks.blocksworld.english import action_text
 from srm_tasks.blocksworld.problems import generate_problems, problem_facts
 from srm_tasks.blocksworld.world import State, apply, legal_ops, parse_atom
@@ -84,7 +84,7 @@ def held_out_states(n: int, *, blocks: tuple[int, int], walk_length: int, seed: 
         quota[band] -= 1
         states.append({"text": task.describe(state), "actions": [action_text(op) for op in ops],
                        "optimal": [op in good for op in ops], "distance": d,
-                       "blocks": len({f[1] for f in facts if f[0] in ("on", "ontable", "holding")})})
+                       "blocks": len(blocks_of(facts))})
     if len(states) < n:
         raise ValueError(f"found only {len(states)} held-out states of {n}; widen --blocks or lower --states")
     return states
@@ -117,13 +117,9 @@ def ranking_quality(scores: Sequence[Sequence[float]], states: Sequence[dict[str
 
 
 def _load(spec: str):
-    from srm_agent.srm import SpeculativeRewardModel
+    from srm_agent.srm import SpeculativeRewardModel, encoder_path
 
-    if spec == "embedded":
-        from srm_agent.embedded import embedded_srm_backbone
-
-        spec = str(embedded_srm_backbone())
-    return SpeculativeRewardModel.from_pretrained(spec, device="cpu")
+    return SpeculativeRewardModel.from_pretrained(encoder_path(spec), device="cpu")
 
 
 def _named(text: str) -> tuple[str, str]:

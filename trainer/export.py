@@ -91,7 +91,7 @@ def export_checkpoint(model: torch.nn.Module, tokenizer, out: Path, *, card: dic
     ``delta_base`` ("embedded" or an encoder folder) only the tensors that differ from that encoder
     are written: a compact checkpoint that loads the base first.
     """
-    from srm_agent.encoding import BASE_KEY, WINDOW_KEY
+    from srm_agent.encoding import WINDOW_KEY
     from srm_agent.srm import SpeculativeRewardModel
 
     out = Path(out)
@@ -106,24 +106,21 @@ def export_checkpoint(model: torch.nn.Module, tokenizer, out: Path, *, card: dic
     if delta_base is None:
         return SpeculativeRewardModel(model, tokenizer, device="cpu", dtype=target_dtype).save_pretrained(
             out, extra_files=files)
-    return _export_delta(model, tokenizer, out, files, target_dtype, delta_base, BASE_KEY)
+    return _export_delta(model, tokenizer, out, files, target_dtype, delta_base)
 
 
 def _export_delta(model: torch.nn.Module, tokenizer, out: Path, files: dict[str, str], dtype: torch.dtype,
-                  base: str, base_key: str) -> Path:
+                  base: str) -> Path:
     from safetensors.torch import save_file
     from transformers import AutoModelForSequenceClassification
 
+    from srm_agent.encoding import BASE_KEY as base_key
     from srm_agent.fsio import atomic_dir
-    from srm_agent.srm import quiet_transformers
+    from srm_agent.srm import encoder_path, quiet_transformers
 
-    base_path = base
-    if base == "embedded":
-        from srm_agent.embedded import embedded_srm_backbone
-
-        base_path = str(embedded_srm_backbone())
     with quiet_transformers():
-        reference = AutoModelForSequenceClassification.from_pretrained(base_path, num_labels=1, local_files_only=True)
+        reference = AutoModelForSequenceClassification.from_pretrained(encoder_path(base), num_labels=1,
+                                                                       local_files_only=True)
     theirs = reference.state_dict()
     prefix = f"{model.base_model_prefix}."
     changed = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()

@@ -63,13 +63,14 @@ def _distances(blocks: tuple[str, ...], goal: State) -> list[int]:
     return state_graph(blocks).distances(goal)
 
 
-def _blocks(state: State) -> tuple[str, ...]:
+def blocks_of(state: State) -> tuple[str, ...]:
+    """The blocks of a state, sorted: the key of its state graph."""
     return tuple(sorted({f[1] for f in state if f[0] in ("ontable", "on", "holding")}))
 
 
 def distance(state: State, goal: State) -> int:
     """The optimal number of actions from ``state`` to ``goal``."""
-    blocks = _blocks(state)
+    blocks = blocks_of(state)
     d = _distances(blocks, goal)[state_graph(blocks).index[state]]
     if d < 0:
         raise ValueError("the goal is unreachable from this state")
@@ -78,7 +79,7 @@ def distance(state: State, goal: State) -> int:
 
 def optimal_actions(state: State, goal: State) -> list[Op]:
     """The legal actions of ``state`` that lower its distance to ``goal`` by one."""
-    blocks = _blocks(state)
+    blocks = blocks_of(state)
     graph, dist = state_graph(blocks), _distances(blocks, goal)
     here = dist[graph.index[state]]
     return [op for op, j in graph.edges[graph.index[state]] if dist[j] == here - 1]
