@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> TrainResult:
             "config": {**result.extra["config"], "zero_as": args.zero_as},
             "history": result.history, "best": result.best, "steps": result.steps, "epochs_run": result.epochs_run,
             "stopped_early": result.stopped_early, "wall_s": result.wall_s, "command": command}
-    metrics = {"stage": 1, "base": base, "loss": args.loss, "zero_as": args.zero_as, "data": card_data(stats),
+    metrics = {"stage": 1, "base": args.base or "embedded", "loss": args.loss, "zero_as": args.zero_as, "data": card_data(stats),
                "split": split.info, **result.summary(), "config": result.extra["config"], "command": command,
                "window": result.extra["window"], "train_pairs_per_s": result.extra["items_per_s"]}
     finish(args, accelerator, result, tokenizer, card=card, metrics=metrics, states=[state])
