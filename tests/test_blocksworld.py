@@ -424,7 +424,7 @@ def test_task_protocol_and_json_states():
     assert task.is_solved(state) and task.is_terminal(state) and task.goal_progress(state) == 1.0
     assert task.answer(state) == "\n".join(PLAN) and task.answer(task.initial_state(PROBLEM)) is None
     after = task.describe(task.step(task.initial_state(PROBLEM), PLAN[0]))
-    assert after.startswith("My goal is to have that ") and PLAN[0] not in after  # goal and arrangement, no plan
+    assert after.startswith("Stacks, top to bottom, each block with its goal: ") and PLAN[0] not in after  # no plan
     prompt, good, bad = task.self_eval_query(task.initial_state(PROBLEM), PLAN[0])
     assert (good, bad) == ("good", None) and prompt.endswith(f"[ACTION]\n{PLAN[0]}\n[EVALUATION]\n")
     assert prompt.count("[EVALUATION]\ngood") == 3 and prompt.count("[EVALUATION]\nbad") == 2  # 5 demonstrations

@@ -29,16 +29,32 @@ def test_graph_distances_are_the_breadth_first_optimum():
             facts = apply(facts, rng.choice(legal_ops(facts)))
 
 
-def test_the_srm_sees_the_goal_first_and_the_arrangement_not_the_plan():
+def test_the_srm_sees_each_goal_beside_its_block_and_the_arrangement_not_the_plan():
     task = BlocksworldTask()
     problem = generate_problems(1, blocks=(4, 4), seed=2)[0]
     state = task.initial_state(problem)
     moved = task.step(state, task.legal_actions(state)[0])
     text = task.describe(moved)
-    assert text.startswith("My goal is to have that ") and "\nNow: " in text
+    assert text.startswith("Stacks, top to bottom, each block with its goal: ")
     assert task.legal_actions(state)[0] not in text  # the plan so far is not shown
     assert text.endswith("the hand is empty.") or "the hand is holding the " in text
     assert text.count(" on the table") == sum("ontable" in f for f in moved["facts"])
+    assert text.count("(goal") == len(moved["goal"])  # every goal fact, none cut off
+
+
+def test_the_goal_beside_a_block_says_where_it_should_stand_and_whether_it_does():
+    task = BlocksworldTask()
+    problem = {"init": ["(clear a)", "(clear c)", "(handempty)", "(on a b)", "(ontable b)", "(ontable c)"],
+               "goal": ["(clear c)", "(on a b)", "(on c a)"]}
+    state = task.initial_state(problem)
+    assert task.describe(state) == (
+        "Stacks, top to bottom, each block with its goal: the red block (goal met: on top of the blue block) on the "
+        "blue block on the table; the orange block (goal: on top of the red block) on the table; the hand is empty."
+        " The goal also has that the orange block is clear.")
+    held = task.step(state, "pick up the orange block")
+    assert "the hand is holding the orange block (goal: on top of the red block)." in task.describe(held)
+    done = task.step(held, "stack the orange block on top of the red block")
+    assert task.describe(done).count("goal met") == 2 and task.is_solved(done)
 
 
 def test_exact_labels_follow_the_distance_and_optimal_walks_reach_the_goal():

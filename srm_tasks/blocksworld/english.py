@@ -46,24 +46,47 @@ def facts_text(facts: Iterable[Fact]) -> str:
     return join([FACT_TEXT[f[0]].format(*map(block_text, f[1:])) for f in ordered])
 
 
-def arrangement_text(facts: State) -> str:
+_SUPPORT_GOAL = {"on": "on top of {1}", "ontable": "on the table"}
+
+
+def arrangement_text(facts: State, goal: State = frozenset()) -> str:
     """The blocks as stacks, each read top to bottom, and the hand: a compact view of the same facts.
 
     "the red block on the blue block on the table; the orange block on the table; the hand is empty"
+
+    With a ``goal``, each block carries its goal beside it, worded as an action would say it and marked
+    "met" where it holds, so a move can be judged without matching the goal's blocks against the
+    arrangement across the whole text: "the red block (goal met: on top of the blue block) on the blue
+    block on the table; the orange block (goal: on top of the red block) on the table; the hand is empty".
+    Goal facts that are not about where a block stands (clear, the hand) are not shown here.
     """
+    notes: dict[str, list[str]] = {}
+    for fact in sorted(goal):
+        if fact[0] in _SUPPORT_GOAL:
+            where = _SUPPORT_GOAL[fact[0]].format(*map(block_text, fact[1:]))
+            notes.setdefault(fact[1], []).append(f"{'goal met' if fact in facts else 'goal'}: {where}")
+
+    def named(block: str) -> str:
+        return block_text(block) + (f" ({'; '.join(notes[block])})" if block in notes else "")
+
     on = {f[1]: f[2] for f in facts if f[0] == "on"}
     below = set(on.values())
     tops = sorted(b for b in {f[1] for f in facts if f[0] in ("on", "ontable")} if b not in below)
     stacks = []
     for top in tops:
-        chain, block = [block_text(top)], top
+        chain, block = [named(top)], top
         while block in on:
             block = on[block]
-            chain.append(block_text(block))
+            chain.append(named(block))
         stacks.append(" on ".join(chain) + " on the table")
     held = [f[1] for f in facts if f[0] == "holding"]
-    hand = f"the hand is holding {block_text(held[0])}" if held else "the hand is empty"
+    hand = f"the hand is holding {named(held[0])}" if held else "the hand is empty"
     return "; ".join([*stacks, hand])
+
+
+def other_goal_facts(goal: State) -> list[Fact]:
+    """The goal facts ``arrangement_text`` cannot show beside a block (clear, the hand)."""
+    return sorted(f for f in goal if f[0] not in _SUPPORT_GOAL)
 
 
 # RAP's world model writes a state as bw_utils.apply_change leaves it: the held block is also "in the hand",

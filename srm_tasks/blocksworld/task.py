@@ -2,8 +2,8 @@
 
 A state is JSON: ``{"init", "goal", "facts", "steps", "shots"}`` (sorted atom strings, English actions,
 and the indices of the pool's demonstrations this problem's prompts show). The prompt shows the initial
-conditions and the steps so far, as RAP's prompts do; ``describe`` shows the SRM the goal, the current
-arrangement and the steps so far.
+conditions and the steps so far, as RAP's prompts do; ``describe`` shows the SRM the current arrangement with
+each block's goal beside it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from srm_tasks.blocksworld.english import action_text, apply_text, arrangement_text, facts_text
+from srm_tasks.blocksworld.english import action_text, apply_text, arrangement_text, facts_text, other_goal_facts
 from srm_tasks.blocksworld.problems import canonical_key, fact_strings, problem_facts
 from srm_tasks.blocksworld.prompts import default_pool, load_prompt_pool, plan_prompt, self_eval_prompt
 from srm_tasks.blocksworld.world import State, legal_ops, parse_atom
@@ -64,10 +64,13 @@ class BlocksworldTask:
                            facts_text(_facts(state["goal"])), state["steps"])
 
     def describe(self, state: dict[str, Any]) -> str:
-        """What the SRM sees: the goal, then the arrangement as stacks. The state is Markov, so the plan so
-        far would add length, not information; the goal comes first and is never cut."""
-        return (f"My goal is to have that {facts_text(_facts(state['goal']))}.\n"
-                f"Now: {arrangement_text(_facts(state['facts']))}.")
+        """What the SRM sees: the arrangement as stacks with each block's goal beside it (marked where it is
+        met), then any goal fact that is not about where a block stands. The state is Markov, so the plan so
+        far would add length, not information; every goal fact is in the text, none can be cut off."""
+        goal = _facts(state["goal"])
+        rest = other_goal_facts(goal)
+        return (f"Stacks, top to bottom, each block with its goal: {arrangement_text(_facts(state['facts']), goal)}."
+                + (f" The goal also has that {facts_text(rest)}." if rest else ""))
 
     def legal_actions(self, state: dict[str, Any]) -> list[str]:
         return [action_text(op) for op in legal_ops(_facts(state["facts"]))]
