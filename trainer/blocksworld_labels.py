@@ -22,6 +22,7 @@ import json
 import random
 import sys
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from srm_agent.fsio import atomic_write_text
 
 from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
 from srm_tasks.blocksworld.english import action_text
-from srm_tasks.blocksworld.problems import problem_facts
+from srm_tasks.blocksworld.problems import problem_facts, problem_stream
 from srm_tasks.blocksworld.distances import distance, optimal_actions
 from srm_tasks.blocksworld.world import Op, State, apply, legal_ops, parse_atom
 
@@ -63,15 +64,12 @@ def excluded_keys(split_files: Iterable[str | Path]) -> set[str]:
 
 
 def training_problems(n: int, blocks: tuple[int, int], seed: int, exclude: set[str]) -> list[dict[str, Any]]:
-    """``n`` generated problems none of which equals an excluded one up to renaming of blocks."""
-    kept: dict[str, dict[str, Any]] = {}
-    for batch_seed in range(seed, seed + 20):
-        for p in generate_problems(4 * n, blocks=blocks, seed=batch_seed):
-            if len(kept) < n and canonical_key(p) not in exclude:
-                kept.setdefault(p["id"], p)
-        if len(kept) == n:
-            return list(kept.values())
-    raise ValueError(f"cannot find {n} problems with {blocks[0]}-{blocks[1]} blocks outside the excluded set")
+    """The first ``n`` generated problems none of which equals an excluded one up to renaming of blocks."""
+    kept = list(islice((p for p in problem_stream(blocks, seed, attempts=1000 + 400 * n)
+                        if canonical_key(p) not in exclude), n))
+    if len(kept) < n:
+        raise ValueError(f"cannot find {n} problems with {blocks[0]}-{blocks[1]} blocks outside the excluded set")
+    return kept
 
 
 def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak", walks: int = 4,

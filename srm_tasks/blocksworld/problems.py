@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterable, Sequence
-from itertools import permutations, product
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import count, islice, permutations, product
 from typing import Any
 
 from srm_tasks.blocksworld.english import COLOURS, action_text, apply_text
@@ -120,19 +120,34 @@ def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0,
     Goals are random non-empty sets of "on" facts of a random target arrangement, not already
     true at the start (as PlanBench's goals). Optimal lengths and gold plans come from
     the shared state graph up to 7 blocks (``distances``), breadth-first search beyond. Ids hash the canonical key, so one problem
-    has one id in every batch.
+    has one id in every batch. The first ``n`` problems of a seed are the same whatever ``n`` is.
     """
+    problems = list(islice(problem_stream(blocks, seed, steps, attempts=(1000 + 100 * n)
+                                          * (1 if steps is None else 10)), n))
+    if len(problems) < n:
+        raise ValueError(f"made only {len(problems)} distinct problems of {n} with {blocks} blocks"
+                         + ("" if steps is None else f" and {steps} steps"))
+    return problems
+
+
+def problem_stream(blocks: tuple[int, int] = (4, 6), seed: int = 0, steps: tuple[int, int] | None = None, *,
+                   attempts: int | None = None) -> Iterator[dict[str, Any]]:
+    """The problems of ``generate_problems`` one at a time, for a caller that skips some and takes what it
+    needs (each costs a planner call); ``attempts`` bounds the random draws (None: no bound)."""
     low, high = blocks
     if not 2 <= low <= high <= len(COLOURS):
         raise ValueError(f"blocks must be (low, high) with 2 <= low <= high <= {len(COLOURS)}, got {blocks!r}")
     if steps is not None and not 1 <= steps[0] <= steps[1]:
         raise ValueError(f"steps must be (low, high) with 1 <= low <= high, got {steps!r}")
+    return _stream(blocks, seed, steps, attempts)
+
+
+def _stream(blocks: tuple[int, int], seed: int, steps: tuple[int, int] | None,
+            attempts: int | None) -> Iterator[dict[str, Any]]:
+    low, high = blocks
     rng = random.Random(seed)
-    problems: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for _ in range((1000 + 100 * n) * (1 if steps is None else 10)):
-        if len(problems) == n:
-            break
+    for _ in count() if attempts is None else range(attempts):
         names = list(COLOURS)[: rng.randint(low, high)]
         init = _random_state(names, rng)
         on_facts = sorted(f for f in _random_state(names, rng) if f[0] == "on")
@@ -152,11 +167,7 @@ def generate_problems(n: int, blocks: tuple[int, int] = (4, 6), seed: int = 0,
             continue
         draft.update(id="gen-" + hashlib.sha256(key.encode()).hexdigest()[:12], optimal_length=len(plan),
                      gold_plan=[action_text(op) for op in plan])
-        problems.append(draft)
-    if len(problems) < n:
-        raise ValueError(f"made only {len(problems)} distinct problems of {n} with {blocks} blocks"
-                         + ("" if steps is None else f" and {steps} steps"))
-    return problems
+        yield draft
 
 
 def _range_arg(text: str, what: str, low: int, high: int) -> tuple[int, int]:
