@@ -1,7 +1,8 @@
 """``python -m evals.ablate``: the paper's checks of the rule, each a variant of one ``srm-bfs`` evaluation.
 
 Variants: alpha in {0, 0.25, 0.5, 0.75, 1}; reward consistency off (score = SR); the ratio read literally (p/q);
-the stage-1 SRM instead of SRM+; SRM+ with Gaussian noise on its logits (sigma 0.5, 1, 2). Each runs
+other SRMs in place of the evaluated one (``--compare-srm NAME=PATH``: a stage-1 SRM against SRM+, or the
+untrained head); the SRM with Gaussian noise on its logits (sigma 0.5, 1, 2; the base row is sigma 0). Each runs
 ``python -m evals.run`` into a folder of its own under ``--out`` (so ``--resume`` continues any of them), and
 the table gives accuracy, the share of judged candidates rejected, the share of expansions where the rule fell
 back to the residual, and generator tokens.
@@ -21,16 +22,25 @@ from srm_agent.console import HelpFormatter, run_command
 BASE = "alpha=0.5"
 
 
-def variants(stage1: str | None) -> dict[str, list[str]]:
-    """Variant name -> the evals.run arguments that make it (the base is the default rule with SRM+)."""
+def variants(compare: Sequence[tuple[str, str]] = ()) -> dict[str, list[str]]:
+    """Variant name -> the evals.run arguments that make it (the base is the default rule with the run's SRM)."""
     out = {f"alpha={a:g}": ["--alpha", str(a)] for a in (0.0, 0.25, 0.5, 0.75, 1.0)}
     out["consistency off"] = ["--consistency", "off"]
     out["ratio p/q"] = ["--ratio", "llm_over_srm"]
-    if stage1:
-        out["stage-1 SRM"] = ["--srm", stage1]
+    for name, path in compare:
+        out[name] = ["--srm", path]
     for sigma in (0.5, 1.0, 2.0):
         out[f"noise sigma={sigma:g}"] = ["--srm-noise", str(sigma)]
     return out
+
+
+def _named_path(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    if name.strip() in variants():
+        raise argparse.ArgumentTypeError(f"{name.strip()!r} is already a variant's name")
+    return name.strip(), path
 
 
 def folder_name(variant: str) -> str:
@@ -85,7 +95,7 @@ def run(args: argparse.Namespace, passthrough: list[str]) -> dict[str, dict[str,
 
     out = Path(args.out)
     rows = {}
-    for name, extra in variants(args.stage1_srm).items():
+    for name, extra in variants(args.compare_srm).items():
         folder = out / folder_name(name)
         argv = ["--methods", "srm-bfs", "--out", str(folder), *passthrough, *extra]
         if (folder / "results.jsonl").exists():
@@ -105,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.ablate", description=__doc__, formatter_class=HelpFormatter,
                                      epilog="Any other option goes to every evals.run, e.g. --data SPLIT --limit 40.")
     parser.add_argument("--out", required=True, help="a folder for the variants' runs and the table")
-    parser.add_argument("--stage1-srm", default=None, metavar="PATH",
-                        help="the stage-1 SRM checkpoint to compare with SRM+ (omitted: no such row)")
+    parser.add_argument("--compare-srm", action="append", default=[], type=_named_path, metavar="NAME=PATH",
+                        help="a row with another SRM checkpoint in place of the run's (e.g. 'stage-1 SRM=runs/srm' "
+                             "against SRM+); repeatable")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args, passthrough = parser.parse_known_args(argv)
     return run_command(lambda: run(args, passthrough), debug=args.debug, usage_errors=())

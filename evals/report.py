@@ -1,7 +1,9 @@
 """The 3E report: accuracy and cost per method, each SRM search next to its twin; shard merging.
 
 ``python -m evals.report merge RUN_DIR... --out DIR`` joins the shards of one evaluation (run with
-``evals.run --shard i/N`` on several machines, one Redis) into one ``results.jsonl`` and summary.
+``evals.run --shard i/N`` on several machines, one Redis), or runs of other methods with the same settings,
+into one ``results.jsonl`` and summary. ``python -m evals.report show RUN_DIR [--markdown]`` prints a run's
+table again from its ``summary.json`` (``--markdown``: the form of the README's tables).
 """
 
 from __future__ import annotations
@@ -90,6 +92,36 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(summary: dict[str, Any]) -> str:
+    """The same figures as ``table`` as a Markdown table, numbers with thousands separators."""
+    lines = ["| method | solved | accuracy | twin | twin's accuracy | generator calls | generator tokens | "
+             "evaluation tokens | tokens / twin | expansions per problem | SRM calls |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for m, r in summary["methods"].items():
+        evaluation = r["by_role"]["evaluation"]["prompt_tokens"] + r["by_role"]["evaluation"]["generated_tokens"]
+        twin = f"`{r['twin']}`" if r.get("twin") else "–"
+        twin_acc = f"{r['twin_accuracy']:.2f}" if r.get("twin") else "–"
+        ratio = f"{r['tokens_vs_twin']:.2f}" if r.get("tokens_vs_twin") is not None else "–"
+        per_problem = f"{r['expansions'] / r['n']:.1f}" if r["n"] and r["expansions"] else "–"
+        lines.append(f"| `{m}` | {r['solved']}/{r['n']} | {r['accuracy']:.2f} | {twin} | {twin_acc} | "
+                     f"{r['generator_calls']:,} | {tokens(r):,} | {evaluation:,} | {ratio} | {per_problem} | "
+                     f"{r['srm_calls']:,} |")
+    return "\n".join(lines)
+
+
+def show(run: Path, *, markdown: bool = False) -> dict[str, Any]:
+    """Print a finished (or interrupted) run's table from its summary."""
+    path = run / "summary.json"
+    if not path.is_file():
+        raise ReportError(f"{run}: no summary.json (not an evals.run output folder, or a run that wrote none yet)")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        print(markdown_table(summary) if markdown else table(summary))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ReportError(f"{path}: not an evals.run summary ({exc.__class__.__name__}: {exc})") from None
+    return summary
+
+
 def plot(summary: dict[str, Any], path: Path) -> Path:
     """Accuracy against generator tokens; each twin pair joined by a line."""
     try:
@@ -134,8 +166,10 @@ def write_summary(out: Path, summary: dict[str, Any]) -> Path:
 
 # -- merging shards -------------------------------------------------------------------------------------
 
-def merge(dirs: Sequence[Path], out: Path, *, make_plot: bool = False) -> dict[str, Any]:
-    """One evaluation from its shards: the same settings, every problem once."""
+def merge(dirs: Sequence[Path], out: Path, *, make_plot: bool = False, complete_only: bool = False) -> dict[str, Any]:
+    """One evaluation from its shards or from runs of other methods: the same settings, every problem once.
+    ``complete_only`` keeps only the problems that every method has finished (a fair table from runs that
+    were stopped at different points)."""
     configs = []
     records: dict[tuple[str, str], dict[str, Any]] = {}
     for d in dirs:
@@ -150,6 +184,12 @@ def merge(dirs: Sequence[Path], out: Path, *, make_plot: bool = False) -> dict[s
         changed = sorted({k for c in configs[1:] for k in {*c, *configs[0]} if c.get(k) != configs[0].get(k)})
         raise ReportError(f"the runs were made with different settings: {', '.join(changed)}")
     methods = list(dict.fromkeys(r["method"] for r in records.values()))
+    if complete_only:
+        finished = {m: {pid for pid, method in records if method == m} for m in methods}
+        common = set.intersection(*finished.values()) if finished else set()
+        dropped = len({pid for pid, _ in records} - common)
+        records = {key: r for key, r in records.items() if key[0] in common}
+        print(f"--complete-only: {len(common)} problems finished by every method; {dropped} left out")
     out.mkdir(parents=True, exist_ok=True)
     from srm_agent.fsio import atomic_write_text
 
@@ -175,10 +215,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("runs", nargs="+", type=Path, help="the shards' --out folders")
     m.add_argument("--out", type=Path, required=True, help="the merged output folder")
     m.add_argument("--plot", action="store_true", help="also write accuracy_vs_tokens.png")
+    m.add_argument("--complete-only", action="store_true",
+                   help="keep only the problems that every method has finished")
     m.add_argument("--debug", action="store_true", help="show tracebacks")
+    s_ = sub.add_parser("show", help="print a run's table again", formatter_class=HelpFormatter,
+                        description="Print the 3E table of an evals.run output folder from its summary.json.")
+    s_.add_argument("run", type=Path, help="the run's --out folder")
+    s_.add_argument("--markdown", action="store_true", help="a Markdown table (the README's form)")
+    s_.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
-    return run_command(lambda: merge(args.runs, args.out, make_plot=args.plot), debug=args.debug,
-                       usage_errors=(ReportError,))
+    if args.command == "show":
+        return run_command(lambda: show(args.run, markdown=args.markdown), debug=args.debug,
+                           usage_errors=(ReportError,))
+    return run_command(lambda: merge(args.runs, args.out, make_plot=args.plot, complete_only=args.complete_only),
+                       debug=args.debug, usage_errors=(ReportError,))
 
 
 if __name__ == "__main__":

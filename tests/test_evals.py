@@ -190,6 +190,27 @@ def test_concurrent_and_sharded_runs_give_the_sequential_results(tmp_path, tiny_
     assert report_main(["merge", str(tmp_path / "seq"), str(tmp_path / "nowhere"), "--out", str(tmp_path / "m2")]) == 2
     assert "no config.json" in capsys.readouterr().err
 
+    # a table again from a run's summary, as text and as the README's Markdown
+    assert report_main(["show", str(tmp_path / "merged")]) == 0
+    assert capsys.readouterr().out.strip() == table(merged)
+    assert report_main(["show", str(tmp_path / "merged"), "--markdown"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].startswith("| method | solved |") and len(rows) == 2 + len(merged["methods"])
+    assert rows[2].startswith("| `cot` |")
+    assert rows[3].startswith(f"| `srm-bfs` | {merged['methods']['srm-bfs']['solved']}/3 |")
+    assert report_main(["show", str(tmp_path / "nowhere")]) == 2
+    assert "no summary.json" in capsys.readouterr().err
+
+    # runs stopped at different points: only the problems every method finished make the table
+    lines = (tmp_path / "shard0" / "results.jsonl").read_text().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if json.loads(line)["method"] == "srm-bfs")
+    (tmp_path / "shard0" / "results.jsonl").write_text("".join(lines[:cut] + lines[cut + 1:]))
+    assert report_main(["merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out",
+                        str(tmp_path / "complete"), "--complete-only"]) == 0
+    assert "2 problems finished by every method; 1 left out" in capsys.readouterr().out
+    complete = json.loads((tmp_path / "complete" / "summary.json").read_text())
+    assert {m: r["n"] for m, r in complete["methods"].items()} == {"cot": 2, "srm-bfs": 2}
+
 
 def test_a_torn_last_record_leaves_no_orphan_trace_when_resumed(tmp_path, tiny_models):
     args = ["--bench", "blocksworld", "--methods", "cot,srm-dfs", *SMALL, *tiny_models, "--out", str(tmp_path / "r")]
@@ -208,9 +229,12 @@ def test_ablations_run_each_variant_and_tabulate_rejections(tmp_path, tiny_model
     from evals.ablate import variants
 
     out = tmp_path / "ablate"
-    assert ablate_main(["--out", str(out), *SMALL, "--generate", "1", *tiny_models]) == 0
+    srm = tiny_models[tiny_models.index("--srm") + 1]
+    assert ablate_main(["--out", str(out), *SMALL, "--generate", "1", *tiny_models,
+                        "--compare-srm", f"same SRM again={srm}"]) == 0
     rows = json.loads((out / "ablation.json").read_text())
-    assert set(rows) == set(variants(None))
+    assert set(rows) == set(variants([("same SRM again", srm)])) and len(rows) == 11
+    assert rows["same SRM again"] == rows["alpha=0.5"]  # the base row, run again in a folder of its own
     assert all(0 <= r["rejection_rate"] <= 1 and 0 <= r["fallback_rate"] <= 1 and r["n"] == 1 for r in rows.values())
     printed = capsys.readouterr().out
     assert "consistency off" in printed and (out / "ablation.png").read_bytes()[:4] == b"\x89PNG"

@@ -12,6 +12,8 @@ COMMANDS = [
     ("srm_agent.cli", []), ("srm_agent.cli", ["score"]), ("srm_agent.cli", ["propose"]),
     ("trainer.train_srm", []), ("trainer.train_srm_plus", []), ("trainer.reward_tuning", []),
     ("trainer.recipes", []), ("trainer.blocksworld_labels", []), ("evals.throughput", []),
+    ("trainer.text_lengths", []), ("trainer.evaluate_srm", []), ("evals.report", ["show"]),
+    ("evals.report", ["merge"]), ("evals.ablate", []),
 ]
 
 
