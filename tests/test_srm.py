@@ -155,3 +155,9 @@ def test_default_srm_is_the_shipped_trained_checkpoint():
     assert next(srm.model.parameters()).dtype == torch.float32  # fp16 on disk, fp32 for CPU compute
     scores = srm.score(STATE, ACTIONS)
     assert len(scores) == 3 and all(s == s for s in scores)
+    # the files that ship reproduce the dev metric their card reports (fp16 weights: within a pair or two)
+    from trainer.export import dev_pair_accuracy
+
+    best = json.loads((path / "training_metrics.json").read_text())["best"]
+    accuracy, pairs = dev_pair_accuracy(path)
+    assert pairs == best["dev_pairs"] and abs(accuracy - best["dev_pair_acc"]) <= 2 / pairs

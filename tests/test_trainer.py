@@ -232,6 +232,22 @@ def test_frozen_embeddings_stay_put_and_a_compact_checkpoint_reloads(separable, 
     assert SpeculativeRewardModel.from_pretrained(again, device="cpu").head_trained
 
 
+def test_a_checkpoint_keeps_its_dev_pairs_and_reproduces_its_dev_metric(separable, tiny_base, tmp_path):
+    from trainer import train_srm
+    from trainer.export import DEV_PAIRS, dev_pair_accuracy
+
+    out = tmp_path / "srm"
+    result = train_srm.run(train_srm.parse(_argv(separable, tiny_base, out, "--epochs", "2", "--dev-fraction", "0.3",
+                                                 "--freeze-embeddings", "--save-delta")))
+    kept = [json.loads(line) for line in (out / DEV_PAIRS).read_text().splitlines()]
+    assert kept and all(set(p) == {"context", "positive", "negative"} for p in kept)
+    accuracy, pairs = dev_pair_accuracy(out)
+    assert pairs == len(kept) == result.best["dev_pairs"] and accuracy == result.best["dev_pair_acc"]
+    (out / DEV_PAIRS).unlink()
+    with pytest.raises(FileNotFoundError, match="keeps no dev pairs"):
+        dev_pair_accuracy(out)
+
+
 def test_resume_mid_epoch_reproduces_an_uninterrupted_run(separable, tiny_base, tmp_path, monkeypatch):
     from trainer import state, train_srm
 

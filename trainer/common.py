@@ -222,15 +222,16 @@ def fit(args: argparse.Namespace, accelerator, *, model, tokenizer, split: Split
 
 
 def finish(args: argparse.Namespace, accelerator, result: TrainResult, tokenizer, *, card: dict[str, Any],
-           metrics: dict[str, Any], states: Sequence[Path]) -> Path | None:
-    """Export the checkpoint (main process), then drop the training checkpoints unless kept."""
+           metrics: dict[str, Any], states: Sequence[Path], dev_pairs: Sequence[Pair] = ()) -> Path | None:
+    """Export the checkpoint (main process) with its dev pairs, so anyone can recompute its dev pairwise accuracy
+    from the files alone; then drop the training checkpoints unless kept."""
     from trainer.export import export_checkpoint
 
     out = None
     if accelerator.is_main_process:
         out = export_checkpoint(result.model, tokenizer, args.out, card=card, metrics=metrics, dtype=args.save_dtype,
                                 overwrite=args.overwrite, window=result.extra.get("window"),
-                                delta_base=getattr(args, "delta_base", None))
+                                delta_base=getattr(args, "delta_base", None), dev_pairs=dev_pairs)
         if not args.keep_state:
             for path in states:
                 shutil.rmtree(path, ignore_errors=True)

@@ -82,10 +82,41 @@ def environment() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
 
 
+DEV_PAIRS = "dev_pairs.jsonl"  # a checkpoint's dev pairs: {context, positive, negative} per line
+
+
+def dev_pairs_text(pairs) -> str:
+    """The dev pairs as the checkpoint keeps them (``DEV_PAIRS``)."""
+    return "".join(json.dumps({"context": p.context, "positive": p.positive, "negative": p.negative}) + "\n"
+                   for p in pairs)
+
+
+def dev_pair_accuracy(folder: str | Path, *, batch_size: int = 32) -> tuple[float, int]:
+    """The dev pairwise accuracy of a checkpoint recomputed from its own files (its weights as stored, its
+    ``DEV_PAIRS``), and the number of pairs: the check that what ships is what the card measured."""
+    from srm_agent.srm import SpeculativeRewardModel
+    from trainer.metrics import pairwise_accuracy
+
+    path = Path(folder) / DEV_PAIRS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: this checkpoint keeps no dev pairs")
+    pairs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    srm = SpeculativeRewardModel.from_pretrained(str(folder), device="cpu", dtype="float32")
+    texts = list(dict.fromkeys((p["context"], a) for p in pairs for a in (p["positive"], p["negative"])))
+    values: dict[tuple[str, str], float] = {}
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start:start + batch_size]
+        values.update(zip(batch, srm.score_pairs(batch)))
+    accuracy = pairwise_accuracy([values[(p["context"], p["positive"])] for p in pairs],
+                                 [values[(p["context"], p["negative"])] for p in pairs])
+    return accuracy, len(pairs)
+
+
 def export_checkpoint(model: torch.nn.Module, tokenizer, out: Path, *, card: dict[str, Any],
                       metrics: dict[str, Any], dtype: str = "float32", overwrite: bool = False,
-                      window: int | None = None, delta_base: str | None = None) -> Path:
-    """Write the SRM (safetensors), ``README.md`` and ``training_metrics.json`` to ``out`` atomically.
+                      window: int | None = None, delta_base: str | None = None, dev_pairs=()) -> Path:
+    """Write the SRM (safetensors), ``README.md``, ``training_metrics.json`` and the dev pairs (``DEV_PAIRS``,
+    when there are any) to ``out`` atomically.
 
     ``window`` (the training window) goes into ``config.json`` so the scorer serves with it. With
     ``delta_base`` ("embedded" or an encoder folder) only the tensors that differ from that encoder
@@ -103,6 +134,8 @@ def export_checkpoint(model: torch.nn.Module, tokenizer, out: Path, *, card: dic
     card = {**card, "date": card.get("date") or time.strftime("%Y-%m-%d %H:%M:%S")}
     files = {"README.md": model_card(card),
              "training_metrics.json": json.dumps({**metrics, "environment": environment()}, indent=2)}
+    if dev_pairs:
+        files[DEV_PAIRS] = dev_pairs_text(dev_pairs)
     if delta_base is None:
         return SpeculativeRewardModel(model, tokenizer, device="cpu", dtype=target_dtype).save_pretrained(
             out, extra_files=files)

@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> TrainResult:
     metrics = {"stage": 1, "base": args.base or "embedded", "loss": args.loss, "zero_as": args.zero_as, "data": card_data(stats),
                "split": split.info, **result.summary(), "config": result.extra["config"], "command": command,
                "window": result.extra["window"], "train_pairs_per_s": result.extra["items_per_s"]}
-    finish(args, accelerator, result, tokenizer, card=card, metrics=metrics, states=[state])
+    finish(args, accelerator, result, tokenizer, card=card, metrics=metrics, states=[state],
+           dev_pairs=split.dev_pairs)
     return result
 
 

@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> TrainResult:
     metrics = {"stage": 2, "init": args.init, "objective": chosen, "epsilon": args.epsilon, "data": card_data(stats),
                "split": split.info, **result.summary(), "config": result.extra["config"], "command": command,
                "comparison": comparison or None}
-    finish(args, accelerator, result, tokenizer, card=card, metrics=metrics, states=[root])
+    finish(args, accelerator, result, tokenizer, card=card, metrics=metrics, states=[root],
+           dev_pairs=split.dev_pairs)
     return result
 
 
