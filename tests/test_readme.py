@@ -70,9 +70,24 @@ def environment() -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """The repository as the blocks see it, but with a ``runs/`` of its own: every top-level entry linked, and
+    ``../shared`` beside it, so a block writes its outputs here and never meets (or refuses) a user's real runs."""
+    top = tmp_path_factory.mktemp("readme")
+    root = top / ROOT.name
+    root.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name != "runs":
+            (root / entry.name).symlink_to(entry)
+    if (ROOT.parent / "shared").exists():
+        (top / "shared").symlink_to(ROOT.parent / "shared")
+    return root
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("block", [b for b in blocks() if not b.directive.startswith("skip")], ids=str)
-def test_the_block_runs_as_pasted(block: Block):
+def test_the_block_runs_as_pasted(block: Block, checkout: Path):
     env = environment()
     if block.lang == "python":
         commands = [[sys.executable, "-c", block.body]]
@@ -80,6 +95,6 @@ def test_the_block_runs_as_pasted(block: Block):
         append = block.directive.partition(" ")[2] if block.directive.startswith("append") else ""
         commands = [["bash", "-c", "set -euo pipefail\n" + shell_script(block.body, append)]]
     for command in commands:
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
         assert done.returncode == 0, (f"{block} exited {done.returncode}: {shlex.join(command)[:300]}\n"
                                       f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
