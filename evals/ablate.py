@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from srm_agent.console import HelpFormatter, run_command
+from srm_agent.console import HelpFormatter, named_path, run_command
 
 BASE = "alpha=0.5"
 
@@ -34,13 +34,12 @@ def variants(compare: Sequence[tuple[str, str]] = ()) -> dict[str, list[str]]:
     return out
 
 
-def _named_path(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name.strip() or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
-    if name.strip() in variants():
-        raise argparse.ArgumentTypeError(f"{name.strip()!r} is already a variant's name")
-    return name.strip(), path
+def _compared_srm(text: str) -> tuple[str, str]:
+    """``NAME=PATH`` whose name is not already a variant's."""
+    name, path = named_path(text)
+    if name in variants():
+        raise argparse.ArgumentTypeError(f"{name!r} is already a variant's name")
+    return name, path
 
 
 def folder_name(variant: str) -> str:
@@ -115,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.ablate", description=__doc__, formatter_class=HelpFormatter,
                                      epilog="Any other option goes to every evals.run, e.g. --data SPLIT --limit 40.")
     parser.add_argument("--out", required=True, help="a folder for the variants' runs and the table")
-    parser.add_argument("--compare-srm", action="append", default=[], type=_named_path, metavar="NAME=PATH",
+    parser.add_argument("--compare-srm", action="append", default=[], type=_compared_srm, metavar="NAME=PATH",
                         help="a row with another SRM checkpoint in place of the run's (e.g. 'stage-1 SRM=runs/srm' "
                              "against SRM+); repeatable")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -125,6 +125,14 @@ def option_hint(option: str, default: str) -> Iterator[None]:
         raise CheckpointError(exc.path, f"{exc.message}; or omit {option} to use {default}") from exc
 
 
+def named_path(text: str) -> tuple[str, str]:
+    """``NAME=PATH`` as an argparse type (a table row's name and the model it shows); the name is stripped."""
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name.strip(), path
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number >= 1, with a message that says so."""
     try:

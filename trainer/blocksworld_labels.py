@@ -31,7 +31,7 @@ from tqdm import tqdm
 from srm_agent.console import HelpFormatter, run_command
 from srm_agent.fsio import atomic_write_text
 
-from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, generate_problems, load_split
+from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, load_split
 from srm_tasks.blocksworld.english import action_text
 from srm_tasks.blocksworld.problems import problem_facts, problem_stream
 from srm_tasks.blocksworld.distances import distance, optimal_actions

@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from srm_agent.console import HelpFormatter, run_command
+from srm_agent.console import HelpFormatter, named_path, run_command
 from srm_agent.errors import SRMAgentError
 from srm_agent.fsio import atomic_write_text
 
@@ -122,13 +122,6 @@ def _load(spec: str):
     return SpeculativeRewardModel.from_pretrained(encoder_path(spec), device="cpu")
 
 
-def _named(text: str) -> tuple[str, str]:
-    name, sep, spec = text.partition("=")
-    if not sep or not name or not spec:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH (PATH may be 'embedded'), got {text!r}")
-    return name, spec
-
-
 def table(results: dict[str, dict[str, Any]]) -> str:
     """A Markdown table: one row per model, overall then ``top1`` per distance band and block count."""
     bands = [f"distance {name}" for name, _, _ in DISTANCE_BANDS]
@@ -171,7 +164,7 @@ def evaluate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer.evaluate_srm", description=__doc__,
                                      formatter_class=HelpFormatter)
-    parser.add_argument("--srm", action="append", type=_named, required=True, metavar="NAME=PATH",
+    parser.add_argument("--srm", action="append", type=named_path, required=True, metavar="NAME=PATH",
                         help="a model to evaluate ('embedded': the untrained head on the embedded MiniLM); repeatable")
     parser.add_argument("--states", type=int, default=600, help="held-out states (one per problem)")
     parser.add_argument("--blocks", type=block_range_arg, default=(4, 6), help="N or N-M blocks")

@@ -91,7 +91,7 @@ def dev_pairs_text(pairs) -> str:
                    for p in pairs)
 
 
-def dev_pair_accuracy(folder: str | Path, *, batch_size: int = 32) -> tuple[float, int]:
+def dev_pair_accuracy(folder: str | Path) -> tuple[float, int]:
     """The dev pairwise accuracy of a checkpoint recomputed from its own files (its weights as stored, its
     ``DEV_PAIRS``), and the number of pairs: the check that what ships is what the card measured."""
     from srm_agent.srm import SpeculativeRewardModel
@@ -103,10 +103,7 @@ def dev_pair_accuracy(folder: str | Path, *, batch_size: int = 32) -> tuple[floa
     pairs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     srm = SpeculativeRewardModel.from_pretrained(str(folder), device="cpu", dtype="float32")
     texts = list(dict.fromkeys((p["context"], a) for p in pairs for a in (p["positive"], p["negative"])))
-    values: dict[tuple[str, str], float] = {}
-    for start in range(0, len(texts), batch_size):
-        batch = texts[start:start + batch_size]
-        values.update(zip(batch, srm.score_pairs(batch)))
+    values = dict(zip(texts, srm.score_pairs(texts)))  # the scorer's own length-sorted batches
     accuracy = pairwise_accuracy([values[(p["context"], p["positive"])] for p in pairs],
                                  [values[(p["context"], p["negative"])] for p in pairs])
     return accuracy, len(pairs)

@@ -53,9 +53,10 @@ def report(paths: Sequence[str], tokenizer, window: int) -> list[dict[str, Any]]
 def _tokenizer(spec: str):
     from transformers import AutoTokenizer
 
-    from srm_agent.embedded import embedded_srm_backbone, shipped_checkpoint
+    from srm_agent.embedded import shipped_checkpoint
+    from srm_agent.srm import encoder_path
 
-    folder = {"shipped": shipped_checkpoint, "embedded": embedded_srm_backbone}.get(spec, lambda: spec)()
+    folder = shipped_checkpoint() if spec == "shipped" else encoder_path(spec)
     if folder is None or not Path(folder).is_dir():
         raise ValueError(f"--srm: no SRM folder at {folder or spec!r}")
     return AutoTokenizer.from_pretrained(str(folder))
