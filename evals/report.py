@@ -49,7 +49,8 @@ def tokens(row: dict[str, Any]) -> int:
 def summarise(bench: str, config: dict[str, Any], records: list[dict[str, Any]], methods: Sequence[str],
               extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per method: accuracy, summed cost (with the split by role), and the twin's accuracy and token ratio."""
-    out: dict[str, Any] = {"bench": bench, "config": config, **(extra or {}), "methods": {}}
+    out: dict[str, Any] = {"bench": bench, "config": config, **(extra or {}),
+                           "code": sorted({r["code"] for r in records if r.get("code")}), "methods": {}}
     for method in methods:
         mine = [r for r in records if r["method"] == method]
         row: dict[str, Any] = {"n": len(mine), "solved": sum(bool(r["solved"]) for r in mine),
@@ -87,6 +88,8 @@ def table(summary: dict[str, Any]) -> str:
                      f"{ratio:>8} {r['srm_calls']:>9} {r['srm_seconds']:>7.1f} {r['wall_s']:>8.1f}")
     lines.append("tok/twin: generator tokens (prompt + generated, every role) over those of the same search judged by "
                  "the generator itself; eval tok: the evaluation role's share")
+    if summary.get("code"):
+        lines.append("code: " + ", ".join(summary["code"]))
     if any(r["failures"] for r in rows.values()):
         lines.append("failures: " + ", ".join(f"{m} {r['failures']}" for m, r in rows.items() if r["failures"]))
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -126,6 +127,22 @@ def check_same_config(path: Path, config: dict[str, Any], defaults: dict[str, An
         raise UsageError(f"--resume with different settings than {path}: {', '.join(changed)}")
 
 
+def code_version() -> str | None:
+    """The commit whose code ran, marked ``+changes`` where the search's code differs from it; kept in every
+    record, so a table joined from runs of several sessions says which code produced each row."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *argv], capture_output=True, text=True, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD").strip()
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", "srm_agent", "srm_tasks", "evals")
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout (an installed copy): nothing to record
+    return commit + ("+changes" if changed.strip() else "")
+
+
 def finished_records(results_path: Path) -> list[dict[str, Any]]:
     """Finished records; a torn last line (a run killed mid-write) is dropped (its search runs again and
     rewrites its trace under the same name) and the file rewritten whole, so appending starts on a fresh line."""
@@ -170,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError as exc:
             raise UsageError(f"--world-model {args.world_model}: {exc}") from None
     settings = settings_of(args)
+    code = code_version()
     options = {**bench_options(args, spec), "k": settings.k}
     provenance = dict(task.provenance()) if hasattr(task, "provenance") else {}
 
@@ -208,7 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = graph_for(method, depth).invoke({"problem": problem})["result"]
         return {"id": problem["id"], "method": method, "depth": depth, "solved": result["solved"],
                 "answer": result["answer"], "failure": result["failure"], "usage": result["usage"],
-                "trace": result.get("trace_path")}
+                "trace": result.get("trace_path"), "code": code}
 
     with results_path.open("a", encoding="utf-8") as results, \
             tqdm(total=len(todo), desc=spec.name, unit="search", dynamic_ncols=True) as bar, \
