@@ -46,7 +46,8 @@ def bench_options(args: argparse.Namespace, spec: TaskSpec) -> dict[str, Any]:
     """What the domain's functions read: its own options (``--prompts`` resolved for this bench), data, seed, depth."""
     if getattr(args, "prompts", "built-in") is None:
         shared = DEFAULT_PROMPTS.get(spec.name)
-        args.prompts = str(shared) if shared is not None and shared.exists() else "built-in"
+        # relative to the working directory, as --data is given: the recorded setting is the same on every machine
+        args.prompts = os.path.relpath(shared) if shared is not None and shared.exists() else "built-in"
     return {"data": args.data, "seed": args.seed, "depth": args.depth, **domain_options(args, spec)}
 
 
