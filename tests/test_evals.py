@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,12 @@ def test_every_method_runs_and_writes_the_3e_outputs(tmp_path, tiny_models, caps
     assert len(records) == len(METHODS)
     assert {r["method"] for r in records} == set(METHODS)
     assert all(Path(r["trace"]).is_file() for r in records)
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                          capture_output=True, text=True).stdout.strip()
+    if head:  # a git checkout: every record names the commit whose code ran it
+        assert {r["code"].removesuffix("+changes") for r in records} == {head}
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["code"] == sorted({r["code"] for r in records if r["code"]})
     assert summary["bench"] == "blocksworld" and summary["config"]["k"] == 2
     assert summary["provenance"] == {"prompt_pool": "built-in", "demonstrations": 2}
     for method, row in summary["methods"].items():
