@@ -12,7 +12,7 @@ import torch
 from srm_agent import CheckpointError, SpeculativeRewardModel
 from srm_tasks.blocksworld import BlocksworldTask, generate_problems
 from srm_tasks.blocksworld.distances import distance, optimal_actions, optimal_plan
-from srm_tasks.blocksworld.problems import problem_facts
+from srm_tasks.blocksworld.problems import fact_strings, problem_facts
 from srm_tasks.blocksworld.world import apply, legal_ops, solve
 
 
@@ -151,3 +151,26 @@ def test_verb_siblings_pair_only_actions_of_one_verb():
     verb = pairs(by_verb)
     assert verb and all(p.positive.split(" ")[0] == p.negative.split(" ")[0] for p in verb)
     assert len(verb) < len(pairs(by_state))
+
+
+def test_max_distance_labels_only_the_end_of_plans():
+    from trainer.blocksworld_labels import label_records
+
+    problems = generate_problems(4, blocks=(4, 4), seed=9)
+    kwargs = dict(labeller="exact", walks=2, walk_length=12, optimal_share=0.7, progress=False)
+    every, near = label_records(problems, **kwargs), label_records(problems, max_distance=2, **kwargs)
+    task = BlocksworldTask()
+    distance_of: dict[str, int] = {}  # every state reachable in these 4-block problems, by its SRM text
+    for problem in problems:
+        start = task.initial_state(problem)
+        goal = frozenset(problem_facts(problem)[1])
+        frontier = [frozenset(problem_facts(problem)[0])]
+        while frontier:
+            facts = frontier.pop()
+            text = task.describe({**start, "facts": fact_strings(facts)})
+            if text not in distance_of:
+                distance_of[text] = distance(facts, goal)
+                frontier.extend(apply(facts, op) for op in legal_ops(facts))
+    assert {r["context"] for r in near} and {distance_of[r["context"]] for r in near} <= {1, 2}
+    assert [r for r in every if distance_of[r["context"]] <= 2] == near  # the same walks, only the far states cut
+    assert any(distance_of[r["context"]] > 2 for r in every)

@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from srm_agent.console import HelpFormatter, run_command
+from srm_agent.console import HelpFormatter, positive_int, run_command
 from srm_agent.fsio import atomic_write_text
 
 from srm_tasks.blocksworld import BlocksworldTask, block_range_arg, canonical_key, load_split
@@ -74,11 +74,13 @@ def training_problems(n: int, blocks: tuple[int, int], seed: int, exclude: set[s
 
 def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak", walks: int = 4,
                   walk_length: int = 6, seed: int = 0, optimal_share: float = 0.0, siblings: str = "state",
-                  progress: bool = True) -> list[dict[str, Any]]:
+                  max_distance: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Step records for every legal action in the states of random walks from each problem.
 
     With ``optimal_share`` > 0 a walk takes an optimal action that often (a planner's view), so the
-    states near the goal, which random walks seldom reach, are labelled too.
+    states near the goal, which random walks seldom reach, are labelled too. ``max_distance`` keeps only the
+    states within that many optimal moves of the goal (the walks still pass through the others): the last moves
+    of a plan, where a judge must read which block goes where rather than which verb comes next.
     """
     if not 0.0 <= optimal_share <= 1.0:
         raise ValueError(f"optimal_share must be in [0, 1], got {optimal_share!r}")
@@ -103,10 +105,11 @@ def label_records(problems: Sequence[dict[str, Any]], *, labeller: str = "weak",
                 ops = legal_ops(facts)
                 if facts not in seen:
                     seen.add(facts)
-                    context = task.describe(state)
-                    records.extend({"context": context, "step": action_text(op), "label": label(facts, op, goal),
-                                    "group": group if siblings == "state" else f"{group}|{op[0]}",
-                                    "source": f"blocksworld-{labeller}"} for op in ops)
+                    if max_distance is None or distance(facts, goal) <= max_distance:
+                        context = task.describe(state)
+                        records.extend({"context": context, "step": action_text(op), "label": label(facts, op, goal),
+                                        "group": group if siblings == "state" else f"{group}|{op[0]}",
+                                        "source": f"blocksworld-{labeller}"} for op in ops)
                 if rng.random() < optimal_share:
                     ops = optimal_actions(facts, goal)
                 state = task.step(state, action_text(rng.choice(ops)))
@@ -127,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--siblings", choices=SIBLINGS, default="state",
                         help="pair the actions of a state with each other, or only those of the same verb (the "
                              "record's group gets the verb, so pairs never cross it)")
+    parser.add_argument("--max-distance", type=positive_int, default=None, metavar="D",
+                        help="label only the states within D optimal moves of the goal (the end of a plan)")
     parser.add_argument("--exclude", action="append", default=[], metavar="SPLIT_JSON",
                         help="RAP split files whose problems must not be trained on (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seeds problem generation and the walks")
@@ -138,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def write_labels(args: argparse.Namespace) -> None:
     problems = training_problems(args.problems, args.blocks, args.seed, excluded_keys(args.exclude))
     records = label_records(problems, labeller=args.labeller, walks=args.walks, walk_length=args.walk_length,
-                            seed=args.seed, optimal_share=args.optimal_share, siblings=args.siblings)
+                            seed=args.seed, optimal_share=args.optimal_share, siblings=args.siblings,
+                            max_distance=args.max_distance)
     out = atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in records))
     counts = {v: sum(r["label"] == v for r in records) for v in (0.0, 0.5, 1.0)}
     print(f"{len(records)} step records from {len(problems)} problems (labels 0/0.5/1: {counts[0.0]}/"
