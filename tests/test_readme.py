@@ -8,9 +8,11 @@ e.g. ``--limit 1``). Anything else is run exactly as written; a shell block runs
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -72,13 +74,16 @@ def environment() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> Path:
-    """The repository as the blocks see it, but with a ``runs/`` of its own: every top-level entry linked, and
-    ``../shared`` beside it, so a block writes its outputs here and never meets (or refuses) a user's real runs."""
+    """The repository as the blocks see it, but with a ``runs/`` of its own and a copy of ``results/`` (without
+    traces): every other top-level entry linked, and ``../shared`` beside it, so a block writes its outputs here
+    and never meets (or changes) a user's real runs or the committed results."""
     top = tmp_path_factory.mktemp("readme")
     root = top / ROOT.name
     root.mkdir()
     for entry in ROOT.iterdir():
-        if entry.name != "runs":
+        if entry.name == "results":
+            shutil.copytree(entry, root / entry.name, ignore=shutil.ignore_patterns("traces"))
+        elif entry.name != "runs":
             (root / entry.name).symlink_to(entry)
     if (ROOT.parent / "shared").exists():
         (top / "shared").symlink_to(ROOT.parent / "shared")
@@ -98,3 +103,18 @@ def test_the_block_runs_as_pasted(block: Block, checkout: Path):
         done = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
         assert done.returncode == 0, (f"{block} exited {done.returncode}: {shlex.join(command)[:300]}\n"
                                       f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+
+
+RESULTS_TABLE = re.compile(r"<!-- results: (?P<run>\S+) -->\n(?P<table>(?:\|.*\n)+)")
+
+
+def test_every_results_table_is_what_the_committed_run_prints():
+    """A table marked ``<!-- results: DIR -->`` is exactly ``python -m evals.report show DIR --markdown``
+    of the committed run, so no figure in the README can drift from the records behind it."""
+    from evals.report import markdown_table
+
+    found = list(RESULTS_TABLE.finditer(README.read_text(encoding="utf-8")))
+    assert found, "the README shows no table of a committed run"
+    for match in found:
+        summary = json.loads((ROOT / match["run"] / "summary.json").read_text(encoding="utf-8"))
+        assert match["table"].strip() == markdown_table(summary), f"README table of {match['run']} is stale"
