@@ -163,8 +163,8 @@ def test_max_distance_labels_only_the_end_of_plans():
     distance_of: dict[str, int] = {}  # every state reachable in these 4-block problems, by its SRM text
     for problem in problems:
         start = task.initial_state(problem)
-        goal = frozenset(problem_facts(problem)[1])
-        frontier = [frozenset(problem_facts(problem)[0])]
+        init, goal = problem_facts(problem)
+        frontier = [init]
         while frontier:
             facts = frontier.pop()
             text = task.describe({**start, "facts": fact_strings(facts)})

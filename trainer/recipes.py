@@ -51,7 +51,8 @@ def _step(title: str, command: Sequence[str], main, done: Path | None = None) ->
     print(f"   done in {time.time() - started:.0f} s", flush=True)
 
 
-def _public_splits(shared: Path) -> list[str]:
+def public_splits(shared: Path = SHARED_DATA) -> list[str]:
+    """Every public RAP/PlanBench split file under ``shared``: what training and held-out checks leave out."""
     folder = shared / "blocksworld" / "llm-reasoners" / "data"
     return [str(p) for p in sorted(folder.glob("**/*.json")) if p.name != "bw_basic_sup.json"]
 
@@ -80,7 +81,7 @@ def _add_ranking_quality(checkpoint: Path, figures: Path) -> None:
 def blocksworld(args: argparse.Namespace) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    splits = _public_splits(Path(args.shared))
+    splits = public_splits(Path(args.shared))
     exclude = [flag for split in splits for flag in ("--exclude", split)]
     if not exclude:
         print("warning: no RAP/PlanBench splits found to exclude; training problems are only generated ones")
