@@ -134,6 +134,42 @@ def test_batches_hold_items_of_similar_length_in_a_seeded_order():
     assert epoch_order(items, 8, seed=1, bucket=False) != order
 
 
+def test_state_batches_keep_each_states_pairs_together_and_encode_each_step_once(tiny_srm):
+    from trainer.data import Pair, subsample_states
+    from trainer.loop import _Collate, encode, epoch_order, objective
+
+    rng = random.Random(0)
+    states = [(f"state {k} " + "x" * rng.randint(1, 60), rng.randint(1, 3)) for k in range(40)]
+    pairs = [Pair(context, f"good {i}", f"bad {j}", 1.0, f"g{k % 7}")
+             for k, (context, bad) in enumerate(states) for i in range(2) for j in range(bad)]
+    order = epoch_order(pairs, 8, seed=3, bucket=True, by_state=True)
+    assert sorted(order) == list(range(len(pairs)))
+    seen = [pairs[i].context for i in order]
+    for context, _ in states:
+        where = [i for i, c in enumerate(seen) if c == context]
+        assert where == list(range(where[0], where[0] + len(where)))  # a state's pairs are consecutive
+    assert epoch_order(pairs, 8, seed=3, bucket=True, by_state=True) == order
+    assert epoch_order(pairs, 8, seed=4, bucket=True, by_state=True) != order
+
+    drawn = subsample_states(pairs, 25, seed=1)
+    assert len(drawn) == 25 and drawn != pairs[:25]
+    counts = {c: sum(p.context == c for p in pairs) for c in {p.context for p in drawn}}
+    assert sum(sum(p.context == c for p in drawn) < n for c, n in counts.items()) <= 1  # only the last is cut
+
+    batch = [pairs[i] for i in order[:8]]
+    tok, model = tiny_srm.tokenizer, tiny_srm.model.eval()
+    enc = _Collate(tok, "pairwise", 64)(batch)
+    distinct = {(p.context, s) for p in batch for s in (p.positive, p.negative)}
+    assert enc["input_ids"].shape[0] == len(distinct) < 2 * len(batch)
+    targets = enc.pop("targets")
+    with torch.no_grad():
+        shared = objective(model(**enc).logits[:, 0], "pairwise", targets)
+        naive = encode(tok, [p.context for p in batch] * 2,
+                       [p.positive for p in batch] + [p.negative for p in batch], 64)
+        plain = objective(model(**naive).logits[:, 0], "pairwise")
+    assert float(shared) == pytest.approx(float(plain), abs=1e-5)
+
+
 def test_verb_siblings_pair_only_actions_of_one_verb():
     from trainer.blocksworld_labels import label_records
     from trainer.data import StepRecord, pairs_from_rewards

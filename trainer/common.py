@@ -21,7 +21,7 @@ from typing import Any
 from srm_agent.console import positive_int
 
 from trainer.data import (DataError, LoadStats, Pair, StepRecord, dev_groups, load_records, pairs_from_rewards,
-                          require_pairs, split_by_group, subsample)
+                          require_pairs, split_by_group, subsample, subsample_states)
 from trainer.loop import LoopConfig, TrainResult
 
 log = logging.getLogger("trainer")
@@ -78,6 +78,9 @@ def add_training_args(p: argparse.ArgumentParser, *, epochs: int = 5) -> None:
                    help="dtype of the saved weights")
     g.add_argument("--no-bucket", dest="bucket", action="store_false",
                    help="plain shuffled batches instead of batches of similar length")
+    g.add_argument("--pairs-by-state", action="store_true",
+                   help="pairwise: draw --max-pairs as whole states (all sibling pairs of each) and keep a state's "
+                        "pairs in one batch, so each (state, step) is encoded once: more pairs per second")
     g.add_argument("--freeze-embeddings", action="store_true",
                    help="train the encoder layers and the head only (faster, and --save-delta then skips the "
                         "embeddings: about half the size)")
@@ -89,7 +92,8 @@ def loop_config(args: argparse.Namespace, loss: str) -> LoopConfig:
     return LoopConfig(loss=loss, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum,
                       warmup=args.warmup, grad_clip=args.grad_clip, weight_decay=args.weight_decay, seed=args.seed,
                       max_length=args.max_length, eval_batch_size=args.eval_batch_size, patience=args.patience,
-                      save_every=args.save_every, bucket=args.bucket, freeze_embeddings=args.freeze_embeddings)
+                      save_every=args.save_every, bucket=args.bucket, freeze_embeddings=args.freeze_embeddings,
+                      by_state=args.pairs_by_state)
 
 
 def state_dir(args: argparse.Namespace) -> Path:
@@ -176,8 +180,9 @@ class Split:
 
 
 def make_split(records: Sequence[StepRecord], *, where: str, epsilon: float, dev_fraction: float, seed: int,
-               max_items: int | None, max_dev: int, need_pairs: bool) -> Split:
-    """Pairs from ``records``, then a split by problem; subsampling is seeded and never crosses it."""
+               max_items: int | None, max_dev: int, need_pairs: bool, by_state: bool = False) -> Split:
+    """Pairs from ``records``, then a split by problem; subsampling is seeded and never crosses it
+    (``by_state``: training pairs are drawn as whole states)."""
     pairs = pairs_from_rewards(records, epsilon)
     if need_pairs:
         require_pairs(pairs, records, where, epsilon)
@@ -187,7 +192,8 @@ def make_split(records: Sequence[StepRecord], *, where: str, epsilon: float, dev
     if need_pairs and not train_pairs:
         raise DataError(f"{where}: all {len(pairs)} pairs fell in the dev split ({len(dev)} problems); "
                         "lower --dev-fraction or add data")
-    split = Split(subsample(train_pairs, max_items, seed), subsample(train_records, max_items, seed),
+    draw = subsample_states if by_state else subsample
+    split = Split(draw(train_pairs, max_items, seed), subsample(train_records, max_items, seed),
                   subsample(dev_pairs, max_dev, seed), subsample(dev_records, max_dev, seed))
     groups = {r.group for r in records}
     split.info = {"seed": seed, "dev_fraction": dev_fraction, "epsilon": epsilon,

@@ -389,3 +389,20 @@ def subsample(items: Sequence[T], limit: int | None, seed: int) -> list[T]:
         return list(items)
     keep = sorted(random.Random(seed).sample(range(len(items)), limit))
     return [items[i] for i in keep]
+
+
+def subsample_states(pairs: Sequence[Pair], limit: int | None, seed: int) -> list[Pair]:
+    """At most ``limit`` pairs, drawn as whole states (every sibling pair of a state, states in a seeded
+    order; the last one cut to the limit), so that a batch of one state's pairs encodes each step once."""
+    if limit is None or len(pairs) <= limit:
+        return list(pairs)
+    states: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(pairs):
+        states.setdefault((p.group, p.context), []).append(i)
+    runs = list(states.values())
+    keep: list[int] = []
+    for k in random.Random(seed).sample(range(len(runs)), len(runs)):
+        keep += runs[k][:limit - len(keep)]
+        if len(keep) == limit:
+            break
+    return [pairs[i] for i in sorted(keep)]

@@ -56,6 +56,7 @@ class LoopConfig:
     save_every: int = 0  # optimizer steps between training checkpoints; 0: at epoch ends only
     bucket: bool = True  # batches of similar length (less padding); their order is still shuffled
     freeze_embeddings: bool = False  # train the encoder layers and head only (a compact checkpoint)
+    by_state: bool = False  # pairwise: a state's sibling pairs stay together, so a batch encodes each step once
 
     def check(self) -> None:
         if self.loss not in LOSSES:
@@ -130,9 +131,12 @@ def score(model: torch.nn.Module, tokenizer, pairs: Sequence[tuple[str, str]], *
 # -- losses and evaluation ----------------------------------------------------------------------------
 
 def objective(logits: torch.Tensor, loss: str, targets: torch.Tensor | None = None) -> torch.Tensor:
-    """The loss of a batch; for ``pairwise`` the first half of ``logits`` are the positives."""
+    """The loss of a batch. For ``pairwise``, ``targets`` holds a (positive, negative) row of indices into
+    ``logits`` per pair; without it the first half of ``logits`` are the positives."""
     logits = logits.float()
     if loss == "pairwise":
+        if targets is not None:
+            return -F.logsigmoid(logits[targets[:, 0]] - logits[targets[:, 1]]).mean()
         half = logits.shape[0] // 2
         return -F.logsigmoid(logits[:half] - logits[half:]).mean()
     if loss == "bce":
@@ -185,9 +189,33 @@ def _length(item: Pair | StepRecord) -> int:
     return len(item.context) + (len(item.positive) + len(item.negative) if isinstance(item, Pair) else len(item.step))
 
 
-def epoch_order(items: Sequence[Pair | StepRecord], batch_size: int, seed: int, bucket: bool) -> list[int]:
+def _state_runs(items: Sequence[Pair]) -> list[list[int]]:
+    """The indices of ``items`` grouped by state (group and context), in first-seen order."""
+    runs: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(items):
+        runs.setdefault((p.group, p.context), []).append(i)
+    return list(runs.values())
+
+
+def state_order(items: Sequence[Pair], seed: int, bucket: bool) -> list[int]:
+    """A shuffled order of the states of ``items``, each state's pairs consecutive; with ``bucket``, states of
+    similar length are neighbours (sorted within windows of 200 states), so batches pad little."""
+    g = torch.Generator().manual_seed(seed)
+    states = _state_runs(items)
+    runs = [states[k] for k in torch.randperm(len(states), generator=g).tolist()]
+    if bucket:
+        runs = [run for start in range(0, len(runs), 200)
+                for run in sorted(runs[start:start + 200], key=lambda r: len(items[r[0]].context))]
+    return [i for run in runs for i in run]
+
+
+def epoch_order(items: Sequence[Pair | StepRecord], batch_size: int, seed: int, bucket: bool,
+                by_state: bool = False) -> list[int]:
     """A shuffled order of ``items``; with ``bucket``, each run of ``batch_size`` holds items of similar
-    length (sorted within windows of 50 batches), and the batches themselves come in shuffled order."""
+    length (sorted within windows of 50 batches), and the batches themselves come in shuffled order.
+    With ``by_state`` (pairs), a state's sibling pairs stay together instead (``state_order``)."""
+    if by_state:
+        return state_order(items, seed, bucket)
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(len(items), generator=g).tolist()
     if not bucket:
@@ -208,9 +236,13 @@ class _Collate:
 
     def __call__(self, batch: list[Pair | StepRecord]) -> dict[str, torch.Tensor]:
         if self.loss == "pairwise":
-            states = [p.context for p in batch] * 2
-            actions = [p.positive for p in batch] + [p.negative for p in batch]
-            return encode(self.tokenizer, states, actions, self.max_length)
+            # Each distinct (state, step) is encoded once; the pairs index into the batch's logits.
+            index: dict[tuple[str, str], int] = {}
+            rows = [[index.setdefault((p.context, step), len(index)) for step in (p.positive, p.negative)]
+                    for p in batch]
+            enc = encode(self.tokenizer, [c for c, _ in index], [a for _, a in index], self.max_length)
+            enc["targets"] = torch.tensor(rows, dtype=torch.long)
+            return enc
         enc = encode(self.tokenizer, [r.context for r in batch], [r.step for r in batch], self.max_length)
         enc["targets"] = torch.tensor([r.label for r in batch], dtype=torch.float32)
         return enc
@@ -238,7 +270,8 @@ def train(model: torch.nn.Module, tokenizer, items: Sequence[Pair | StepRecord],
     accelerator.step = 0
 
     def loader(epoch: int):
-        order = epoch_order(items, config.batch_size, _epoch_seed(config.seed, epoch), config.bucket)
+        order = epoch_order(items, config.batch_size, _epoch_seed(config.seed, epoch), config.bucket,
+                            config.by_state and config.loss == "pairwise")
         # Its own generator, so iterating it never draws from the global RNG that dropout uses.
         dl = DataLoader([items[i] for i in order], batch_size=config.batch_size, shuffle=False,
                         collate_fn=collate, generator=torch.Generator().manual_seed(0))

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> TrainResult:
     records, stats = load_all(args.data, args.zero_as)
     split = make_split(records, where=", ".join(map(str, args.data)), epsilon=0.0, dev_fraction=args.dev_fraction,
                        seed=args.seed, max_items=args.max_pairs, max_dev=args.max_dev,
-                       need_pairs=args.loss == "pairwise")
+                       need_pairs=args.loss == "pairwise", by_state=args.pairs_by_state)
     accelerator = make_accelerator(args)
     base = args.base or str(embedded_srm_backbone())
     model, tokenizer, _ = load_model(base, "base model", trust_remote_code=args.trust_remote_code, quiet_head=True)

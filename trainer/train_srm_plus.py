@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> TrainResult:
     objectives = list(OBJECTIVES) if args.compare else [args.objective]
     split = make_split(records, where=", ".join(map(str, args.data)), epsilon=args.epsilon,
                        dev_fraction=args.dev_fraction, seed=args.seed, max_items=args.max_pairs, max_dev=args.max_dev,
-                       need_pairs="pairwise" in objectives)
+                       need_pairs="pairwise" in objectives, by_state=args.pairs_by_state)
     if args.compare and not split.dev_pairs:
         raise DataError("--compare picks by dev pairwise accuracy, but the dev split has no pairs; raise "
                         "--dev-fraction or lower --epsilon")
