@@ -18,6 +18,7 @@ with its "useful?" reward and sampled answers, and ``cot`` is llm-reasoners' gre
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,16 @@ def _methods() -> dict[str, Method]:
 
 
 METHODS: dict[str, Method] = _methods()
+
+
+def method_names(text: str) -> list[str]:
+    """A comma-separated list of known methods, each once, in the given order (an argparse type)."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METHODS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {', '.join(METHODS)}")
+    return list(dict.fromkeys(names))
 BASELINES = tuple(name for name, m in METHODS.items() if m.evaluator in ("self_eval", "prior"))
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.methods import METHODS
+from evals.methods import METHODS, method_names
 from srm_agent.search.usage import ROLES
 
 SUMMED = ("prompt_tokens", "generated_tokens", "generator_calls", "srm_calls", "srm_scored", "cache_hits",
@@ -50,7 +50,8 @@ def summarise(bench: str, config: dict[str, Any], records: list[dict[str, Any]],
               extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per method: accuracy, summed cost (with the split by role), and the twin's accuracy and token ratio."""
     out: dict[str, Any] = {"bench": bench, "config": config, **(extra or {}),
-                           "code": sorted({r["code"] for r in records if r.get("code")}), "methods": {}}
+                           "code": sorted({r["code"] for r in records if r.get("code")}),
+                           "srm": sorted({r["srm"] for r in records if r.get("srm")}), "methods": {}}
     for method in methods:
         mine = [r for r in records if r["method"] == method]
         row: dict[str, Any] = {"n": len(mine), "solved": sum(bool(r["solved"]) for r in mine),
@@ -90,6 +91,8 @@ def table(summary: dict[str, Any]) -> str:
                  "the generator itself; eval tok: the evaluation role's share")
     if summary.get("code"):
         lines.append("code: " + ", ".join(summary["code"]))
+    if summary.get("srm"):
+        lines.append("SRM: " + ", ".join(summary["srm"]))
     if any(r["failures"] for r in rows.values()):
         lines.append("failures: " + ", ".join(f"{m} {r['failures']}" for m, r in rows.items() if r["failures"]))
     return "\n".join(lines)
@@ -169,10 +172,12 @@ def write_summary(out: Path, summary: dict[str, Any]) -> Path:
 
 # -- merging shards -------------------------------------------------------------------------------------
 
-def merge(dirs: Sequence[Path], out: Path, *, make_plot: bool = False, complete_only: bool = False) -> dict[str, Any]:
-    """One evaluation from its shards or from runs of other methods: the same settings, every problem once.
-    ``complete_only`` keeps only the problems that every method has finished (a fair table from runs that
-    were stopped at different points)."""
+def merge(dirs: Sequence[Path], out: Path, *, make_plot: bool = False, complete_only: bool = False,
+          methods: Sequence[str] | None = None) -> dict[str, Any]:
+    """One evaluation from its shards or from runs of other methods: the same settings, every problem once
+    (the first folder's record where two have one). ``complete_only`` keeps only the problems that every method
+    has finished (a fair table from runs that were stopped at different points); ``methods`` keeps only those
+    methods, in that order. A method scored by two different SRMs is refused."""
     configs = []
     records: dict[tuple[str, str], dict[str, Any]] = {}
     for d in dirs:
@@ -182,11 +187,18 @@ def merge(dirs: Sequence[Path], out: Path, *, make_plot: bool = False, complete_
         config = json.loads(path.read_text(encoding="utf-8"))
         configs.append({k: v for k, v in config.items() if k not in ("shard", "methods")})
         for record in read_results(d / "results.jsonl")[0]:
-            records.setdefault((record["id"], record["method"]), record)
+            if methods is None or record["method"] in methods:
+                records.setdefault((record["id"], record["method"]), record)
     if any(c != configs[0] for c in configs[1:]):
         changed = sorted({k for c in configs[1:] for k in {*c, *configs[0]} if c.get(k) != configs[0].get(k)})
         raise ReportError(f"the runs were made with different settings: {', '.join(changed)}")
-    methods = list(dict.fromkeys(r["method"] for r in records.values()))
+    found = list(dict.fromkeys(r["method"] for r in records.values()))
+    methods = [m for m in methods if m in found] if methods is not None else found
+    for method in methods:
+        scorers = sorted({r["srm"] for r in records.values() if r["method"] == method and r.get("srm")})
+        if len(scorers) > 1:
+            raise ReportError(f"{method} was scored by different SRMs in these runs ({', '.join(scorers)}): "
+                              "leave the older run out, or keep only other methods with --methods")
     if complete_only:
         finished = {m: {pid for pid, method in records if method == m} for m in methods}
         common = set.intersection(*finished.values()) if finished else set()
@@ -220,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     m.add_argument("--plot", action="store_true", help="also write accuracy_vs_tokens.png")
     m.add_argument("--complete-only", action="store_true",
                    help="keep only the problems that every method has finished")
+    m.add_argument("--methods", type=method_names, default=None,
+                   help="comma-separated: keep only these methods, in this order (default: all, as found)")
     m.add_argument("--debug", action="store_true", help="show tracebacks")
     s_ = sub.add_parser("show", help="print a run's table again", formatter_class=HelpFormatter,
                         description="Print the 3E table of an evals.run output folder from its summary.json.")
@@ -230,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "show":
         return run_command(lambda: show(args.run, markdown=args.markdown), debug=args.debug,
                            usage_errors=(ReportError,))
-    return run_command(lambda: merge(args.runs, args.out, make_plot=args.plot, complete_only=args.complete_only),
+    return run_command(lambda: merge(args.runs, args.out, make_plot=args.plot, complete_only=args.complete_only,
+                                             methods=args.methods),
                        debug=args.debug, usage_errors=(ReportError,))
 
 

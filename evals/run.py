@@ -24,7 +24,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from evals.methods import METHODS, NoisySRM, SearchSettings, search_kwargs
+from evals.methods import METHODS, NoisySRM, SearchSettings, method_names, search_kwargs
 from evals.report import ReportError, plot, read_results, summarise, table, write_summary
 from srm_agent.console import HelpFormatter, option_hint, positive_int, quiet_transformers, run_command
 from srm_tasks import TaskSpec, add_domain_arguments, domain_names, domain_options, get_spec
@@ -144,6 +144,34 @@ def code_version() -> str | None:
     return commit + ("+changes" if changed.strip() else "")
 
 
+def srm_version(srm: str | None) -> str:
+    """Which SRM scored: a digest of the checkpoint's config and weights (the shipped one when ``srm`` is None),
+    kept in every SRM search's record, so that a resumed run never mixes two SRMs in one table."""
+    import hashlib
+
+    from srm_agent.embedded import shipped_checkpoint
+
+    path = Path(srm) if srm else shipped_checkpoint()
+    if path is None:
+        return "untrained"
+    if not path.is_dir():
+        return str(srm)  # a hub id: its name is all there is to record
+    digest = hashlib.sha256()
+    for file in sorted([path / "config.json", *path.glob("*.safetensors")]):
+        with file.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def check_same_srm(finished: Sequence[dict[str, Any]], version: str, where: Path) -> None:
+    """A resumed run's SRM searches must be scored by the SRM that scored the finished ones."""
+    others = sorted({r["srm"] for r in finished if r.get("srm") not in (None, version)})
+    if others:
+        raise UsageError(f"{where}: its SRM searches were scored by SRM {', '.join(others)}, this run's SRM is "
+                         f"{version}: pass another --out, or --srm with that checkpoint")
+
+
 def finished_records(results_path: Path) -> list[dict[str, Any]]:
     """Finished records; a torn last line (a run killed mid-write) is dropped (its search runs again and
     rewrites its trace under the same name) and the file rewritten whole, so appending starts on a fresh line."""
@@ -177,6 +205,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finished = finished_records(results_path)
     done = {(r["id"], r["method"]) for r in finished}
     todo = [(p, m) for p in problems for m in methods if (p["id"], m) not in done]
+    scorer = srm_version(args.srm) if any(METHODS[m].evaluator == "srm" for m in methods) else None
+    if scorer is not None:
+        check_same_srm(finished, scorer, results_path)
     generator, srm, cache = load_models(args, methods)
     world = None
     if args.world_model != "exact":
@@ -227,7 +258,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = graph_for(method, depth).invoke({"problem": problem})["result"]
         return {"id": problem["id"], "method": method, "depth": depth, "solved": result["solved"],
                 "answer": result["answer"], "failure": result["failure"], "usage": result["usage"],
-                "trace": result.get("trace_path"), "code": code}
+                "trace": result.get("trace_path"), "code": code,
+                **({"srm": scorer} if METHODS[method].evaluator == "srm" else {})}
 
     with results_path.open("a", encoding="utf-8") as results, \
             tqdm(total=len(todo), desc=spec.name, unit="search", dynamic_ncols=True) as bar, \
@@ -267,15 +299,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _methods(text: str) -> list[str]:
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in METHODS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
-                                         f"choose from {', '.join(METHODS)}")
-    return list(dict.fromkeys(names))
-
-
 def _shard(text: str) -> tuple[int, int]:
     index, _, count = text.partition("/")
     try:
@@ -291,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__,
                                 formatter_class=HelpFormatter)
     p.add_argument("--bench", choices=domain_names(), default="blocksworld", help="the domain (default: blocksworld)")
-    p.add_argument("--methods", type=_methods, default=_methods("cot,tot-bfs,srm-bfs"),
+    p.add_argument("--methods", type=method_names, default=method_names("cot,tot-bfs,srm-bfs"),
                    help=f"comma-separated, from: {', '.join(METHODS)} (default: cot,tot-bfs,srm-bfs)")
     p.add_argument("--data", default=None,
                    help="; ".join(f"{name}: {get_spec(name).data_help}" for name in domain_names()))

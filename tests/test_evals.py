@@ -7,8 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from evals.methods import METHODS, SearchSettings, search_kwargs
+from evals.report import main as report_main
 from evals.report import summarise, table
 from evals.run import main
 from tests.conftest import SHARED, make_tiny_lm
@@ -156,6 +158,32 @@ def test_resume_refuses_different_settings(tmp_path, tiny_models, capsys):
     assert "different settings" in err and err.rstrip().endswith(": k")
 
 
+def test_srm_searches_name_their_srm_and_a_resume_with_another_refuses(tmp_path, tiny_models, tiny_srm, capsys):
+    from evals.run import srm_version
+
+    out, srm = tmp_path / "run", Path(tiny_models[tiny_models.index("--srm") + 1])
+    args = ["--methods", "cot,srm-bfs", "--out", str(out), *SMALL, *tiny_models]
+    assert main(args) == 0
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert {r["method"]: r.get("srm") for r in records} == {"cot": None, "srm-bfs": srm_version(str(srm))}
+    assert json.loads((out / "summary.json").read_text())["srm"] == [srm_version(str(srm))]
+    with torch.no_grad():
+        tiny_srm.model.classifier.bias += 1.0  # the same folder now holds another SRM
+    tiny_srm.save_pretrained(srm)
+    assert srm_version(str(srm)) != records[1]["srm"]
+    (out / "results.jsonl").write_text(json.dumps(records[0]) + "\n" + json.dumps(records[1]) + "\n")
+    assert main([*args, "--resume", "--limit", "2"]) == 2
+    assert f"scored by SRM {records[1]['srm']}" in capsys.readouterr().err
+    again = tmp_path / "again"  # the second problem, with the other SRM: a join keeps one SRM per method
+    assert main(["--methods", "srm-bfs,cot", "--shard", "1/2", "--out", str(again), *SMALL, *tiny_models]) == 0
+    assert report_main(["merge", str(again), str(out), "--out", str(tmp_path / "mixed")]) == 2
+    assert "srm-bfs was scored by different SRMs" in capsys.readouterr().err
+    assert report_main(["merge", str(out), str(again), "--methods", "cot", "--out", str(tmp_path / "cot")]) == 0
+    assert list(json.loads((tmp_path / "cot" / "summary.json").read_text())["methods"]) == ["cot"]
+    assert report_main(["merge", str(again), "--methods", "cot,srm-bfs", "--out", str(tmp_path / "order")]) == 0
+    assert list(json.loads((tmp_path / "order" / "summary.json").read_text())["methods"]) == ["cot", "srm-bfs"]
+
+
 def test_twins_differ_only_in_the_evaluator():
     from srm_agent.rule import RULE_DEFAULTS
 
@@ -171,7 +199,6 @@ def test_twins_differ_only_in_the_evaluator():
 
 
 def test_concurrent_and_sharded_runs_give_the_sequential_results(tmp_path, tiny_models, capsys):
-    from evals.report import main as report_main
 
     args = ["--bench", "blocksworld", "--methods", "cot,srm-bfs", *SMALL, "--generate", "3", *tiny_models]
 
