@@ -53,6 +53,7 @@ def _methods() -> dict[str, Method]:
 
 
 METHODS: dict[str, Method] = _methods()
+BASELINES = tuple(name for name, m in METHODS.items() if m.evaluator in ("self_eval", "prior"))
 
 
 def method_names(text: str) -> list[str]:
@@ -63,7 +64,6 @@ def method_names(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
                                          f"choose from {', '.join(METHODS)}")
     return list(dict.fromkeys(names))
-BASELINES = tuple(name for name, m in METHODS.items() if m.evaluator in ("self_eval", "prior"))
 
 
 @dataclass(frozen=True)

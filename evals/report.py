@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_command(lambda: show(args.run, markdown=args.markdown), debug=args.debug,
                            usage_errors=(ReportError,))
     return run_command(lambda: merge(args.runs, args.out, make_plot=args.plot, complete_only=args.complete_only,
-                                             methods=args.methods),
+                                     methods=args.methods),
                        debug=args.debug, usage_errors=(ReportError,))
 
 

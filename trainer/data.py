@@ -391,15 +391,20 @@ def subsample(items: Sequence[T], limit: int | None, seed: int) -> list[T]:
     return [items[i] for i in keep]
 
 
+def pairs_by_state(pairs: Sequence[Pair]) -> list[list[int]]:
+    """The indices of ``pairs`` grouped by state (group and context), in first-seen order."""
+    states: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(pairs):
+        states.setdefault((p.group, p.context), []).append(i)
+    return list(states.values())
+
+
 def subsample_states(pairs: Sequence[Pair], limit: int | None, seed: int) -> list[Pair]:
     """At most ``limit`` pairs, drawn as whole states (every sibling pair of a state, states in a seeded
     order; the last one cut to the limit), so that a batch of one state's pairs encodes each step once."""
     if limit is None or len(pairs) <= limit:
         return list(pairs)
-    states: dict[tuple[str, str], list[int]] = {}
-    for i, p in enumerate(pairs):
-        states.setdefault((p.group, p.context), []).append(i)
-    runs = list(states.values())
+    runs = pairs_by_state(pairs)
     keep: list[int] = []
     for k in random.Random(seed).sample(range(len(runs)), len(runs)):
         keep += runs[k][:limit - len(keep)]

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from srm_agent.encoding import encode_pairs, window_of
-from trainer.data import Pair, StepRecord
+from trainer.data import Pair, StepRecord, pairs_by_state
 from trainer.metrics import auroc, pairwise_accuracy
 from trainer import state as ckpt
 
@@ -189,19 +189,11 @@ def _length(item: Pair | StepRecord) -> int:
     return len(item.context) + (len(item.positive) + len(item.negative) if isinstance(item, Pair) else len(item.step))
 
 
-def _state_runs(items: Sequence[Pair]) -> list[list[int]]:
-    """The indices of ``items`` grouped by state (group and context), in first-seen order."""
-    runs: dict[tuple[str, str], list[int]] = {}
-    for i, p in enumerate(items):
-        runs.setdefault((p.group, p.context), []).append(i)
-    return list(runs.values())
-
-
 def state_order(items: Sequence[Pair], seed: int, bucket: bool) -> list[int]:
     """A shuffled order of the states of ``items``, each state's pairs consecutive; with ``bucket``, states of
     similar length are neighbours (sorted within windows of 200 states), so batches pad little."""
     g = torch.Generator().manual_seed(seed)
-    states = _state_runs(items)
+    states = pairs_by_state(items)
     runs = [states[k] for k in torch.randperm(len(states), generator=g).tolist()]
     if bucket:
         runs = [run for start in range(0, len(runs), 200)
