@@ -144,26 +144,6 @@ def code_version() -> str | None:
     return commit + ("+changes" if changed.strip() else "")
 
 
-def srm_version(srm: str | None) -> str:
-    """Which SRM scored: a digest of the checkpoint's config and weights (the shipped one when ``srm`` is None),
-    kept in every SRM search's record, so that a resumed run never mixes two SRMs in one table."""
-    import hashlib
-
-    from srm_agent.embedded import shipped_checkpoint
-
-    path = Path(srm) if srm else shipped_checkpoint()
-    if path is None:
-        return "untrained"
-    if not path.is_dir():
-        return str(srm)  # a hub id: its name is all there is to record
-    digest = hashlib.sha256()
-    for file in sorted([path / "config.json", *path.glob("*.safetensors")]):
-        with file.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:12]
-
-
 def check_same_srm(finished: Sequence[dict[str, Any]], version: str, where: Path) -> None:
     """A resumed run's SRM searches must be scored by the SRM that scored the finished ones."""
     others = sorted({r["srm"] for r in finished if r.get("srm") not in (None, version)})
@@ -205,10 +185,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finished = finished_records(results_path)
     done = {(r["id"], r["method"]) for r in finished}
     todo = [(p, m) for p in problems for m in methods if (p["id"], m) not in done]
-    scorer = srm_version(args.srm) if any(METHODS[m].evaluator == "srm" for m in methods) else None
+    generator, srm, cache = load_models(args, methods)
+    # The scorer's own fingerprint (weights, config, vocabulary, window; noise too): what the score cache keys by.
+    scorer = srm.fingerprint if srm is not None else None
     if scorer is not None:
         check_same_srm(finished, scorer, results_path)
-    generator, srm, cache = load_models(args, methods)
     world = None
     if args.world_model != "exact":
         if args.world_model not in spec.world_models:

@@ -159,7 +159,10 @@ def test_resume_refuses_different_settings(tmp_path, tiny_models, capsys):
 
 
 def test_srm_searches_name_their_srm_and_a_resume_with_another_refuses(tmp_path, tiny_models, tiny_srm, capsys):
-    from evals.run import srm_version
+    from srm_agent import SpeculativeRewardModel
+
+    def srm_version(path: str) -> str:
+        return SpeculativeRewardModel.from_pretrained(path, device="cpu").fingerprint
 
     out, srm = tmp_path / "run", Path(tiny_models[tiny_models.index("--srm") + 1])
     args = ["--methods", "cot,srm-bfs", "--out", str(out), *SMALL, *tiny_models]
@@ -199,7 +202,6 @@ def test_twins_differ_only_in_the_evaluator():
 
 
 def test_concurrent_and_sharded_runs_give_the_sequential_results(tmp_path, tiny_models, capsys):
-
     args = ["--bench", "blocksworld", "--methods", "cot,srm-bfs", *SMALL, "--generate", "3", *tiny_models]
 
     def per_search(out):
