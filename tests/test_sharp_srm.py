@@ -83,8 +83,24 @@ def test_ranking_quality_scores_an_oracle_one_and_its_reverse_zero():
     assert best["top1"] == best["pair_acc"] == best["auroc"] == 1.0
     assert 0 < best["random"] < 1 and sum(v["states"] for k, v in best["top1_by"].items()
                                           if k.startswith("distance")) == 20
+    assert best["same_verb_pair_acc"] == 1.0 and best["same_verb_pairs"] > 0
     worst = ranking_quality([[-x for x in row] for row in oracle], states)
-    assert worst["top1"] == worst["pair_acc"] == worst["auroc"] == 0.0
+    assert worst["top1"] == worst["pair_acc"] == worst["same_verb_pair_acc"] == worst["auroc"] == 0.0
+    # a constant score ties every action: top-1 is then the share of optimal actions, what a random pick scores
+    flat = ranking_quality([[0.0] * len(st["actions"]) for st in states], states)
+    assert flat["top1"] == pytest.approx(flat["random"]) and flat["pair_acc"] == 0.5
+
+
+def test_verb_only_control_ranks_verbs_and_cannot_rank_within_one():
+    from trainer.evaluate_srm import held_out_states, ranking_quality, verb_only_scores
+
+    states = held_out_states(60, blocks=(4, 5), walk_length=6, seed=4, exclude=set())
+    scores = verb_only_scores(states)
+    for st, row in zip(states, scores):  # one score per verb
+        assert len({(v, x) for v, x in zip(st["verbs"], row)}) == len(set(st["verbs"]))
+    quality = ranking_quality(scores, states)
+    assert quality["same_verb_pair_acc"] == 0.5
+    assert quality["top1"] > quality["random"] and quality["pair_acc"] > 0.5
 
 
 CARD = {"title": "t", "base": "base", "objective": "pairwise", "steps": 1, "epochs_run": 1, "stopped_early": False,

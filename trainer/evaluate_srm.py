@@ -6,11 +6,18 @@ public RAP/PlanBench instances (``--exclude``). Only states whose legal actions 
 kept. An action is optimal when it lowers the optimal distance to the goal (exact, from the state
 graph). For each model:
 
-- ``top1``: the share of states where the model's best-scored legal action is an optimal one;
-  ``random`` beside it is what a uniform pick scores on the same states;
-- ``pair_acc``: optimal vs non-optimal sibling pairs ranked right (ties count one half);
+- ``top1``: the share of states where the model's best-scored legal action is an optimal one (when several
+  tie for best, the share of optimal ones among them); ``random`` beside it is what a uniform pick scores on the
+  same states;
+- ``pair_acc``: optimal vs non-optimal sibling pairs ranked right (ties count one half); ``same_verb_pair_acc``
+  the same over the pairs of one verb (stack X on Y vs stack X on Z), which a judge can only rank by reading which
+  block goes where: 0.5 for a judge that reads only the verb;
 - ``auroc``: optimal vs non-optimal actions over all states;
 - the same ``top1`` per distance to the goal (≤2, 3–5, ≥6 actions) and per block count.
+
+The table's control rows: a random pick, and the best judge that reads only the verb (each verb scored by the share
+of its actions that are optimal, fitted on these very states): what a model has learnt beyond the kind of move shows
+as the distance above that row.
 
 ``python -m trainer.evaluate_srm --srm untrained=embedded --srm shipped=srm_agent/checkpoints/blocksworld-srm``
 """
@@ -41,6 +48,7 @@ from trainer.blocksworld_labels import excluded_keys
 from trainer.metrics import auroc, pairwise_accuracy
 
 DISTANCE_BANDS = (("<=2", 0, 2), ("3-5", 3, 5), (">=6", 6, 10**6))
+VERB_ONLY = "verb only (fitted on these states)"
 
 
 def held_out_states(n: int, *, blocks: tuple[int, int], walk_length: int, seed: int,
@@ -83,7 +91,7 @@ def held_out_states(n: int, *, blocks: tuple[int, int], walk_length: int, seed: 
             continue
         quota[band] -= 1
         states.append({"text": task.describe(state), "actions": [action_text(op) for op in ops],
-                       "optimal": [op in good for op in ops], "distance": d,
+                       "verbs": [op[0] for op in ops], "optimal": [op in good for op in ops], "distance": d,
                        "blocks": len(blocks_of(facts))})
     if len(states) < n:
         raise ValueError(f"found only {len(states)} held-out states of {n}; widen --blocks or lower --states")
@@ -91,11 +99,14 @@ def held_out_states(n: int, *, blocks: tuple[int, int], walk_length: int, seed: 
 
 
 def ranking_quality(scores: Sequence[Sequence[float]], states: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``top1``, ``random``, ``pair_acc``, ``auroc`` and ``top1`` per distance band and block count."""
-    hits, chance, pos, neg, flat, labels = [], [], [], [], [], []
+    """``top1``, ``random``, ``pair_acc``, ``same_verb_pair_acc``, ``auroc`` and ``top1`` per distance band and
+    block count."""
+    hits, chance, flat, labels = [], [], [], []
+    pairs: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}  # same verb? -> pos, neg
     for s, st in zip(scores, states):
-        best = max(range(len(s)), key=lambda i: s[i])
-        hits.append(st["optimal"][best])
+        top = max(s)
+        tied = [good for x, good in zip(s, st["optimal"]) if x == top]
+        hits.append(sum(tied) / len(tied))
         chance.append(sum(st["optimal"]) / len(st["optimal"]))
         for i, good in enumerate(st["optimal"]):
             flat.append(s[i])
@@ -103,17 +114,32 @@ def ranking_quality(scores: Sequence[Sequence[float]], states: Sequence[dict[str
             if good:
                 for j, other in enumerate(st["optimal"]):
                     if not other:
+                        pos, neg = pairs[st["verbs"][i] == st["verbs"][j]]
                         pos.append(s[i])
                         neg.append(s[j])
     out: dict[str, Any] = {"states": len(states), "top1": sum(hits) / len(hits), "random": sum(chance) / len(chance),
-                           "pair_acc": pairwise_accuracy(pos, neg), "auroc": auroc(flat, labels)}
-    groups: dict[str, list[bool]] = defaultdict(list)
+                           "pair_acc": pairwise_accuracy(pairs[False][0] + pairs[True][0],
+                                                         pairs[False][1] + pairs[True][1]),
+                           "same_verb_pair_acc": pairwise_accuracy(*pairs[True]), "same_verb_pairs": len(pairs[True][0]),
+                           "auroc": auroc(flat, labels)}
+    groups: dict[str, list[float]] = defaultdict(list)
     for hit, st in zip(hits, states):
         band = next(name for name, lo, hi in DISTANCE_BANDS if lo <= st["distance"] <= hi)
         groups[f"distance {band}"].append(hit)
         groups[f"{st['blocks']} blocks"].append(hit)
     out["top1_by"] = {k: {"top1": sum(v) / len(v), "states": len(v)} for k, v in sorted(groups.items())}
     return out
+
+
+def verb_only_scores(states: Sequence[dict[str, Any]]) -> list[list[float]]:
+    """Each action scored by the share of optimal actions among all actions of its verb in ``states``: the best
+    ranking a judge that reads only the verb can give these states (fitted on them, so an upper bound for it)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for st in states:
+        for verb, good in zip(st["verbs"], st["optimal"]):
+            counts[verb][0] += good
+            counts[verb][1] += 1
+    return [[counts[verb][0] / counts[verb][1] for verb in st["verbs"]] for st in states]
 
 
 def _load(spec: str):
@@ -128,12 +154,17 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     keys = sorted({k for r in results.values() for k in r["top1_by"]},
                   key=lambda k: (bands.index(k) if k in bands else len(bands), k))
     first = next(iter(results.values()))
-    head = ["model", "top-1 optimal", "pairwise acc", "AUROC", *[f"top-1, {k} (n={first['top1_by'][k]['states']})"
-                                                               for k in keys]]
-    rows = [head, ["---"] * len(head), ["random pick", f"{first['random']:.2f}", "0.50", "0.50", *[""] * len(keys)]]
+    head = ["model", "top-1 optimal", "pairwise acc", "same-verb pairwise acc", "AUROC",
+            *[f"top-1, {k} (n={first['top1_by'][k]['states']})" for k in keys]]
+    rows = [head, ["---"] * len(head),
+            ["random pick", f"{first['random']:.2f}", "0.50", "0.50", "0.50", *[""] * len(keys)]]
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
     for name, r in results.items():
-        rows.append([name, f"{r['top1']:.2f}", f"{r['pair_acc']:.2f}", f"{r['auroc']:.2f}",
-                     *[f"{r['top1_by'][k]['top1']:.2f}" for k in keys]])
+        rows.append([name, cell(r["top1"]), cell(r["pair_acc"]), cell(r.get("same_verb_pair_acc")), cell(r["auroc"]),
+                     *[cell(r["top1_by"][k]["top1"]) for k in keys]])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
@@ -145,7 +176,8 @@ def evaluate(args: argparse.Namespace) -> None:
             exclude |= {json.loads(line)["group"].split("|")[0] for line in f if line.strip()}
     states = held_out_states(args.states, blocks=args.blocks, walk_length=args.walk_length, seed=args.seed,
                              exclude=exclude)
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, Any]] = {VERB_ONLY: {"path": None, **ranking_quality(verb_only_scores(states),
+                                                                                     states)}}
     for name, spec in tqdm(args.srm, desc="models", unit="model"):
         srm = _load(spec)
         flat = srm.score_pairs([(st["text"], a) for st in states for a in st["actions"]])
